@@ -1,0 +1,24 @@
+"""The reference zoo: PyTorch models of the classic CNN families, faithful to their papers.
+
+Each family lives in its own module and registers its builders on import; the list below
+is the whole zoo.
+"""
+from fastcnn.zoo import (  # noqa: F401  (imported to register their models)
+    alexnet,
+    densenet,
+    googlenet,
+    bn_inception,
+    inception_v3,
+    inception_v4,
+    lenet,
+    nin,
+    resnet,
+    senet,
+    squeezenet,
+    vgg,
+    zfnet,
+)
+from fastcnn.zoo.factory import create_model
+from fastcnn.zoo.registry import ModelInfo, list_models, model_info
+
+__all__ = ["create_model", "list_models", "model_info", "ModelInfo"]
