@@ -1,0 +1,334 @@
+"""The IR's operations: for each, its inputs, its typed attributes, and its shape inference.
+
+A plain dict from op name to :class:`OpSchema`. The op set is what the classic CNNs need,
+in a canonical form that the importer normalises ONNX into (explicit 4-value paddings,
+resolved reshape targets, ``Gemm`` kept whole); backends implement exactly these ops.
+
+Paddings are ``(top, left, bottom, right)`` for 2-D ops, like ONNX's
+``(begin..., end...)`` order for two spatial axes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from fastcnn.ir.graph import Dim, Node, Shape
+
+Spec = tuple[Shape, str]
+
+
+class IRError(ValueError):
+    """A node that breaks its op's schema; the importer turns it into a fastcnn error."""
+
+
+@dataclass(frozen=True)
+class OpSchema:
+    name: str
+    num_inputs: tuple[int, int]  # (minimum, maximum); maximum -1 means any number
+    attrs: dict[str, type | tuple[type, ...]] = field(default_factory=dict)
+    infer: Callable[[Node], list[Spec]] | None = None
+
+
+OPS: dict[str, OpSchema] = {}
+
+
+def op(name: str, num_inputs: tuple[int, int], **attrs):
+    """Register the decorated shape function as op ``name``'s schema."""
+
+    def decorator(fn: Callable[[Node], list[Spec]]):
+        if name in OPS:
+            raise ValueError(f"op {name!r} defined twice")
+        OPS[name] = OpSchema(name, num_inputs, attrs, fn)
+        return fn
+
+    return decorator
+
+
+def infer(node: Node) -> list[Spec]:
+    """Check ``node`` against its schema and return its outputs' (shape, dtype)."""
+    schema = OPS.get(node.op)
+    if schema is None:
+        raise IRError(f"{node.name}: unknown op {node.op!r}")
+    low, high = schema.num_inputs
+    n = len(node.inputs)
+    if n < low or (high >= 0 and n > high):
+        raise IRError(f"{node.name}: {node.op} takes {low}..{high if high >= 0 else 'any'} inputs, got {n}")
+    for key, kind in schema.attrs.items():
+        if key not in node.attrs:
+            raise IRError(f"{node.name}: {node.op} needs attribute {key!r}")
+        if not isinstance(node.attrs[key], kind):
+            raise IRError(f"{node.name}: attribute {key!r} of {node.op} must be {kind}, "
+                          f"got {node.attrs[key]!r}")
+    extra = set(node.attrs) - set(schema.attrs)
+    if extra:
+        raise IRError(f"{node.name}: {node.op} has unknown attributes {sorted(extra)}")
+    return schema.infer(node)
+
+
+# -- shape arithmetic -------------------------------------------------------------------
+def _x(node: Node, i: int = 0):
+    value = node.inputs[i]
+    if value is None:
+        raise IRError(f"{node.name}: input {i} of {node.op} is required")
+    return value
+
+
+def broadcast(a: Shape, b: Shape, where: str = "") -> Shape:
+    """NumPy broadcasting of two shapes whose dims may be symbols."""
+    out: list[Dim] = []
+    for da, db in zip(reversed((1,) * (len(b) - len(a)) + tuple(a)),
+                      reversed((1,) * (len(a) - len(b)) + tuple(b))):
+        if da == db or db == 1:
+            out.append(da)
+        elif da == 1:
+            out.append(db)
+        elif isinstance(da, str) or isinstance(db, str):
+            out.append(db if isinstance(da, str) else da)
+        else:
+            raise IRError(f"{where}: shapes {tuple(a)} and {tuple(b)} do not broadcast")
+    return tuple(reversed(out))
+
+
+def window_out(size: Dim, kernel: int, stride: int, pad_begin: int, pad_end: int,
+               dilation: int = 1, ceil_mode: bool = False) -> Dim:
+    """Output length of a convolution or pooling window along one axis.
+
+    With ``ceil_mode`` the last window must start inside the input or its left padding,
+    as in PyTorch and ONNX (opset 19 clarified it), else it is dropped.
+    """
+    if isinstance(size, str):
+        return size
+    span = dilation * (kernel - 1) + 1
+    room = size + pad_begin + pad_end - span
+    if room < 0:
+        raise ValueError(f"window {span} is larger than the padded input {size + pad_begin + pad_end}")
+    out = (math.ceil(room / stride) if ceil_mode else room // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad_begin:
+        out -= 1
+    return out
+
+
+def _spatial(node: Node, channels: Dim, ceil_mode: bool = False) -> list[Spec]:
+    x = _x(node)
+    if len(x.shape) != 4:
+        raise IRError(f"{node.name}: {node.op} expects a 4-D NCHW input, got shape {x.shape}")
+    kh, kw = node.attrs["kernel"]
+    sh, sw = node.attrs["stride"]
+    top, left, bottom, right = node.attrs["padding"]
+    dh, dw = node.attrs.get("dilation", (1, 1))
+    try:
+        h = window_out(x.shape[2], kh, sh, top, bottom, dh, ceil_mode)
+        w = window_out(x.shape[3], kw, sw, left, right, dw, ceil_mode)
+    except ValueError as exc:
+        raise IRError(f"{node.name}: {exc}") from None
+    return [((x.shape[0], channels, h, w), x.dtype)]
+
+
+def _same(node: Node) -> list[Spec]:
+    x = _x(node)
+    return [(x.shape, x.dtype)]
+
+
+def _elementwise(node: Node) -> list[Spec]:
+    shape = _x(node, 0).shape
+    for value in node.inputs[1:]:
+        shape = broadcast(shape, value.shape, node.name)
+    return [(shape, _x(node).dtype)]
+
+
+# -- the ops ----------------------------------------------------------------------------
+INTS = tuple
+OPT_FLOAT = (float, type(None))
+
+
+@op("conv2d", (2, 3), stride=INTS, padding=INTS, dilation=INTS, groups=int)
+def _conv2d(node: Node) -> list[Spec]:
+    x, w = _x(node, 0), _x(node, 1)
+    if len(w.shape) != 4:
+        raise IRError(f"{node.name}: conv2d weight must be 4-D, got {w.shape}")
+    groups = node.attrs["groups"]
+    if isinstance(x.shape[1], int) and x.shape[1] != w.shape[1] * groups:
+        raise IRError(f"{node.name}: conv2d input has {x.shape[1]} channels, weight expects "
+                      f"{w.shape[1]} x {groups} groups")
+    node_attrs = {**node.attrs, "kernel": tuple(w.shape[2:])}
+    view = Node(node.op, node.inputs, node.outputs, node_attrs, node.name)
+    return _spatial(view, w.shape[0])
+
+
+@op("max_pool", (1, 1), kernel=INTS, stride=INTS, padding=INTS, dilation=INTS, ceil_mode=bool)
+def _max_pool(node: Node) -> list[Spec]:
+    return _spatial(node, _x(node).shape[1], node.attrs["ceil_mode"])
+
+
+@op("avg_pool", (1, 1), kernel=INTS, stride=INTS, padding=INTS, ceil_mode=bool,
+    count_include_pad=bool)
+def _avg_pool(node: Node) -> list[Spec]:
+    return _spatial(node, _x(node).shape[1], node.attrs["ceil_mode"])
+
+
+@op("global_avg_pool", (1, 1))
+def _global_avg_pool(node: Node) -> list[Spec]:
+    x = _x(node)
+    return [((*x.shape[:2], *([1] * (len(x.shape) - 2))), x.dtype)]
+
+
+OPS["global_max_pool"] = OpSchema("global_max_pool", (1, 1), {}, _global_avg_pool)
+
+
+@op("batch_norm", (5, 5), eps=float)
+def _batch_norm(node: Node) -> list[Spec]:
+    return _same(node)
+
+
+@op("lrn", (1, 1), size=int, alpha=float, beta=float, bias=float)
+def _lrn(node: Node) -> list[Spec]:
+    return _same(node)
+
+
+for _name in ("relu", "sigmoid", "tanh", "identity"):
+    OPS[_name] = OpSchema(_name, (1, 1), {}, _same)
+OPS["clip"] = OpSchema("clip", (1, 1), {"min": OPT_FLOAT, "max": OPT_FLOAT}, _same)
+OPS["leaky_relu"] = OpSchema("leaky_relu", (1, 1), {"alpha": float}, _same)
+OPS["softmax"] = OpSchema("softmax", (1, 1), {"axis": int}, _same)
+for _name in ("add", "sub", "mul", "div"):
+    OPS[_name] = OpSchema(_name, (2, 2), {}, _elementwise)
+
+
+@op("gemm", (2, 3), alpha=float, beta=float, trans_a=bool, trans_b=bool)
+def _gemm(node: Node) -> list[Spec]:
+    a, b = _x(node, 0), _x(node, 1)
+    if len(a.shape) != 2 or len(b.shape) != 2:
+        raise IRError(f"{node.name}: gemm takes 2-D operands, got {a.shape} and {b.shape}")
+    m = a.shape[1] if node.attrs["trans_a"] else a.shape[0]
+    k = a.shape[0] if node.attrs["trans_a"] else a.shape[1]
+    kb, n = (b.shape[1], b.shape[0]) if node.attrs["trans_b"] else b.shape
+    if isinstance(k, int) and isinstance(kb, int) and k != kb:
+        raise IRError(f"{node.name}: gemm inner sizes differ ({k} vs {kb})")
+    shape = (m, n)
+    if len(node.inputs) == 3 and node.inputs[2] is not None:
+        broadcast(shape, node.inputs[2].shape, node.name)
+    return [(shape, a.dtype)]
+
+
+@op("matmul", (2, 2))
+def _matmul(node: Node) -> list[Spec]:
+    a, b = _x(node, 0).shape, _x(node, 1).shape
+    if not a or not b:
+        raise IRError(f"{node.name}: matmul operands must have rank >= 1")
+    a2 = a if len(a) > 1 else (1, *a)
+    b2 = b if len(b) > 1 else (*b, 1)
+    if isinstance(a2[-1], int) and isinstance(b2[-2], int) and a2[-1] != b2[-2]:
+        raise IRError(f"{node.name}: matmul inner sizes differ: {a} @ {b}")
+    batch = broadcast(a2[:-2], b2[:-2], node.name)
+    shape = (*batch, a2[-2], b2[-1])
+    if len(a) == 1:
+        shape = (*shape[:-2], shape[-1])
+    if len(b) == 1:
+        shape = shape[:-1]
+    return [(shape, _x(node).dtype)]
+
+
+@op("concat", (1, -1), axis=int)
+def _concat(node: Node) -> list[Spec]:
+    first = _x(node).shape
+    axis = node.attrs["axis"]
+    total: Dim = 0
+    for value in node.inputs:
+        if len(value.shape) != len(first) or any(
+                d1 != d2 and i != axis for i, (d1, d2) in enumerate(zip(value.shape, first))):
+            raise IRError(f"{node.name}: concat inputs {first} and {value.shape} differ off axis {axis}")
+        d = value.shape[axis]
+        total = total + d if isinstance(total, int) and isinstance(d, int) else "?"
+    return [((*first[:axis], total, *first[axis + 1:]), _x(node).dtype)]
+
+
+@op("flatten", (1, 1), axis=int)
+def _flatten(node: Node) -> list[Spec]:
+    x = _x(node)
+    axis = node.attrs["axis"]
+    return [((_product(x.shape[:axis]), _product(x.shape[axis:])), x.dtype)]
+
+
+def _product(dims: Shape) -> Dim:
+    total: Dim = 1
+    for d in dims:
+        if isinstance(d, str) or isinstance(total, str):
+            total = d if total == 1 else (total if d == 1 else f"{total}*{d}")
+        else:
+            total *= d
+    return total
+
+
+@op("reshape", (1, 1), shape=INTS)
+def _reshape(node: Node) -> list[Spec]:
+    """``shape`` is resolved at import: ints, at most one -1, and 0 only to copy the batch."""
+    x = _x(node)
+    target = list(node.attrs["shape"])
+    out: list[Dim] = [x.shape[i] if d == 0 else d for i, d in enumerate(target)]
+    if out.count(-1) > 1:
+        raise IRError(f"{node.name}: reshape target {target} has more than one -1")
+    if -1 in out:
+        known = [d for d in out if d != -1]
+        total, rest = _product(x.shape), _product(tuple(known))
+        if isinstance(total, int) and isinstance(rest, int):
+            if rest == 0 or total % rest:
+                raise IRError(f"{node.name}: cannot reshape {x.shape} to {target}")
+            out[out.index(-1)] = total // rest
+        else:
+            out[out.index(-1)] = _divide(total, rest, node)
+    elif all(isinstance(d, int) for d in (*out, *x.shape)) and _product(tuple(out)) != _product(x.shape):
+        raise IRError(f"{node.name}: cannot reshape {x.shape} to {target}")
+    return [(tuple(out), x.dtype)]
+
+
+def _divide(total: Dim, known: Dim, node: Node) -> Dim:
+    """Symbolic total / known, for the one case reshape needs: N*K / N or N*K / K."""
+    if isinstance(total, str):
+        factors = total.split("*")
+        if isinstance(known, str) and known in factors:
+            factors.remove(known)
+            if all(f.isdigit() for f in factors):
+                return math.prod(int(f) for f in factors)
+            return "*".join(factors)
+        if isinstance(known, int):
+            numbers = math.prod(int(f) for f in factors if f.isdigit())
+            symbols = [f for f in factors if not f.isdigit()]
+            if numbers % known == 0:
+                left = numbers // known
+                return "*".join(symbols) if left == 1 else "*".join([*symbols, str(left)])
+    raise IRError(f"{node.name}: cannot infer the -1 of reshape from {total} / {known}")
+
+
+@op("transpose", (1, 1), perm=INTS)
+def _transpose(node: Node) -> list[Spec]:
+    x = _x(node)
+    perm = node.attrs["perm"]
+    if sorted(perm) != list(range(len(x.shape))):
+        raise IRError(f"{node.name}: transpose perm {perm} does not fit rank {len(x.shape)}")
+    return [(tuple(x.shape[p] for p in perm), x.dtype)]
+
+
+@op("pad", (1, 1), pads=INTS, mode=str, value=float)
+def _pad(node: Node) -> list[Spec]:
+    x = _x(node)
+    pads = node.attrs["pads"]
+    rank = len(x.shape)
+    if len(pads) != 2 * rank:
+        raise IRError(f"{node.name}: pad needs {2 * rank} pads for rank {rank}, got {len(pads)}")
+    if node.attrs["mode"] not in ("constant", "reflect", "edge"):
+        raise IRError(f"{node.name}: pad mode {node.attrs['mode']!r} is not supported")
+    shape = tuple(d if isinstance(d, str) else d + pads[i] + pads[i + rank] for i, d in enumerate(x.shape))
+    if any(isinstance(d, int) and d < 0 for d in shape):
+        raise IRError(f"{node.name}: pads {pads} crop {x.shape} below zero")
+    return [(shape, x.dtype)]
+
+
+@op("reduce_mean", (1, 1), axes=INTS, keepdims=bool)
+def _reduce_mean(node: Node) -> list[Spec]:
+    x = _x(node)
+    rank = len(x.shape)
+    axes = {a % rank for a in node.attrs["axes"]} or set(range(rank))
+    keep = node.attrs["keepdims"]
+    shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape) if keep or i not in axes)
+    return [(shape, x.dtype)]

@@ -1,0 +1,37 @@
+"""A readable text dump of a graph, one node per line, for debugging and tests."""
+from __future__ import annotations
+
+from fastcnn.ir.graph import Graph, Value
+
+
+def _value(v: Value | None) -> str:
+    if v is None:
+        return "_"
+    return f"%{v.name}" if not v.is_const else f"@{v.name}"
+
+
+def _type(v: Value) -> str:
+    return f"{v.dtype}[{', '.join(map(str, v.shape))}]"
+
+
+def _attr(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(map(_attr, value)) + ")"
+    return repr(value)
+
+
+def dump(graph: Graph) -> str:
+    lines = [f"graph {graph.name}("
+             + ", ".join(f"%{v.name}: {_type(v)}" for v in graph.inputs) + ") {"]
+    for c in graph.constants():
+        lines.append(f"  @{c.name}: {_type(c)}")
+    for node in graph.nodes:
+        outs = ", ".join(f"%{o.name}: {_type(o)}" for o in node.outputs)
+        attrs = ", ".join(f"{k}={_attr(v)}" for k, v in node.attrs.items())
+        args = ", ".join(_value(v) for v in node.inputs)
+        lines.append(f"  {outs} = {node.op}({args}){' {' + attrs + '}' if attrs else ''}  # {node.name}")
+    lines.append("  return " + ", ".join(_value(v) for v in graph.outputs))
+    lines.append("}")
+    return "\n".join(lines)
