@@ -233,13 +233,18 @@ def _matmul(node: Node) -> list[Spec]:
 def _concat(node: Node) -> list[Spec]:
     first = _x(node).shape
     axis = node.attrs["axis"]
+    if not -len(first) <= axis < len(first):
+        raise IRError(f"{node.name}: concat axis {axis} is out of range for rank {len(first)}")
+    axis %= len(first)
     total: Dim = 0
     for value in node.inputs:
         if len(value.shape) != len(first) or any(
                 d1 != d2 and i != axis for i, (d1, d2) in enumerate(zip(value.shape, first))):
             raise IRError(f"{node.name}: concat inputs {first} and {value.shape} differ off axis {axis}")
         d = value.shape[axis]
-        total = total + d if isinstance(total, int) and isinstance(d, int) else "?"
+        if not (isinstance(total, int) and isinstance(d, int)):
+            raise IRError(f"{node.name}: concat along a symbolic dim ({d}) is not supported")
+        total += d
     return [((*first[:axis], total, *first[axis + 1:]), _x(node).dtype)]
 
 
@@ -250,14 +255,32 @@ def _flatten(node: Node) -> list[Spec]:
     return [((_product(x.shape[:axis]), _product(x.shape[axis:])), x.dtype)]
 
 
-def _product(dims: Shape) -> Dim:
-    total: Dim = 1
-    for d in dims:
-        if isinstance(d, str) or isinstance(total, str):
-            total = d if total == 1 else (total if d == 1 else f"{total}*{d}")
+def _factors(dim: Dim) -> tuple[int, list[str]]:
+    """A dim as (integer coefficient, symbols): ``"N*512"`` -> (512, ["N"])."""
+    if isinstance(dim, int):
+        return dim, []
+    coeff, symbols = 1, []
+    for part in dim.split("*"):
+        if part.isdigit():
+            coeff *= int(part)
         else:
-            total *= d
-    return total
+            symbols.append(part)
+    return coeff, symbols
+
+
+def _compose(coeff: int, symbols: list[str]) -> Dim:
+    if not symbols or coeff == 0:
+        return coeff
+    return "*".join(sorted(symbols) + ([str(coeff)] if coeff != 1 else []))
+
+
+def _product(dims: Shape) -> Dim:
+    """The product of dims, symbolic where any dim is: ("N", 16, 5, 5) -> "N*400"."""
+    coeff, symbols = 1, []
+    for d in dims:
+        c, s = _factors(d)
+        coeff, symbols = coeff * c, symbols + s
+    return _compose(coeff, symbols)
 
 
 @op("reshape", (1, 1), shape=INTS)
@@ -271,32 +294,23 @@ def _reshape(node: Node) -> list[Spec]:
     if -1 in out:
         known = [d for d in out if d != -1]
         total, rest = _product(x.shape), _product(tuple(known))
-        if isinstance(total, int) and isinstance(rest, int):
-            if rest == 0 or total % rest:
-                raise IRError(f"{node.name}: cannot reshape {x.shape} to {target}")
-            out[out.index(-1)] = total // rest
-        else:
-            out[out.index(-1)] = _divide(total, rest, node)
+        out[out.index(-1)] = _divide(total, rest, node)
     elif all(isinstance(d, int) for d in (*out, *x.shape)) and _product(tuple(out)) != _product(x.shape):
         raise IRError(f"{node.name}: cannot reshape {x.shape} to {target}")
     return [(tuple(out), x.dtype)]
 
 
 def _divide(total: Dim, known: Dim, node: Node) -> Dim:
-    """Symbolic total / known, for the one case reshape needs: N*K / N or N*K / K."""
-    if isinstance(total, str):
-        factors = total.split("*")
-        if isinstance(known, str) and known in factors:
-            factors.remove(known)
-            if all(f.isdigit() for f in factors):
-                return math.prod(int(f) for f in factors)
-            return "*".join(factors)
-        if isinstance(known, int):
-            numbers = math.prod(int(f) for f in factors if f.isdigit())
-            symbols = [f for f in factors if not f.isdigit()]
-            if numbers % known == 0:
-                left = numbers // known
-                return "*".join(symbols) if left == 1 else "*".join([*symbols, str(left)])
+    """``total / known`` for symbolic products, e.g. "N*400" / 16 -> "N*25"; exact or refused."""
+    (tc, ts), (kc, ks) = _factors(total), _factors(known)
+    rest = list(ts)
+    for symbol in ks:
+        if symbol not in rest:
+            break
+        rest.remove(symbol)
+    else:
+        if kc and tc % kc == 0:
+            return _compose(tc // kc, rest)
     raise IRError(f"{node.name}: cannot infer the -1 of reshape from {total} / {known}")
 
 

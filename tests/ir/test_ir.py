@@ -111,3 +111,22 @@ def test_dump_is_readable():
     assert "@w: float32[4, 3, 3, 3]" in text
     assert "conv2d(%input, @w) {stride=(1, 1), padding=(1, 1, 1, 1)" in text
     assert text.rstrip().endswith("}")
+
+
+def test_reshape_divides_symbolic_products():
+    g = Graph()
+    x = g.add_input("x", ("N", 4, 5, 5), "float32")
+    assert g.add_node("reshape", [x], {"shape": (0, 2, -1, 5)}).outputs[0].shape == ("N", 2, 10, 5)
+    assert g.add_node("reshape", [x], {"shape": (-1, 5)}).outputs[0].shape == ("N*20", 5)
+    flat = g.add_node("flatten", [x], {"axis": 0}).outputs[0]
+    assert flat.shape == (1, "N*100")
+    assert g.add_node("reshape", [flat], {"shape": (-1, 4, 25)}).outputs[0].shape == ("N", 4, 25)
+
+
+def test_concat_takes_a_negative_axis():
+    g = Graph()
+    a = g.add_input("a", (2, 3, 4), "float32")
+    b = g.add_input("b", (2, 3, 5), "float32")
+    assert g.add_node("concat", [a, b], {"axis": -1}).outputs[0].shape == (2, 3, 9)
+    with pytest.raises(IRError, match="differ off axis"):
+        g.add_node("concat", [a, b], {"axis": 1})
