@@ -6,6 +6,7 @@ that the families built from these blocks load those libraries' state dicts unch
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -57,6 +58,32 @@ class SqueezeExcite(nn.Module):
         gate = x.mean((2, 3), keepdim=True)  # N x C x 1 x 1
         gate = self.sigmoid(self.fc2(self.relu(self.fc1(gate))))
         return x * gate
+
+
+class _LRNFunction(torch.autograd.Function):
+    """Local response normalisation that the ONNX exporter writes as one ``LRN`` node.
+
+    ``F.local_response_norm`` is composed in Python from padding, pooling and powers, so the
+    TorchScript exporter would spell it as a dozen nodes (an ``If`` among them). Both define
+    ``b_c = a_c / (k + alpha/n * sum of a^2 over the n channels around c)^beta``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, size: int, alpha: float, beta: float, k: float):
+        return F.local_response_norm(x, size, alpha, beta, k)
+
+    @staticmethod
+    def symbolic(g, x, size: int, alpha: float, beta: float, k: float):
+        return g.op("LRN", x, size_i=size, alpha_f=alpha, beta_f=beta, bias_f=k)
+
+
+class LocalResponseNorm(nn.LocalResponseNorm):
+    """``nn.LocalResponseNorm`` that exports to ONNX as a single ``LRN`` node."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting() or not torch.onnx.is_in_onnx_export():
+            return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+        return _LRNFunction.apply(x, self.size, self.alpha, self.beta, self.k)
 
 
 class Concat(nn.Module):
