@@ -10,6 +10,7 @@ from fastcnn.zoo import (  # noqa: F401  (imported to register their models)
     bn_inception,
     inception_v3,
     inception_v4,
+    inception_resnet,
     lenet,
     nin,
     resnet,

@@ -13,6 +13,12 @@ from tests.helpers import count_params, randomize_batchnorm, relative_l2
 EXPECTED_PARAMS = {
     "lenet5": 60_840,  # 60,000 trainable + the 84x10 RBF prototypes, fixed as in the paper
     "alexnet": 60_965_224,
+    "zfnet": 62_357_608,
+    "nin": 7_595_176,
+    "googlenet": 6_998_552,  # the BVLC model; the paper's Table 1 rounds to 6.8M
+    "bn_inception": 11_285_224,  # Cadene's Caffe port adds 10,016 conv biases that BN cancels
+    "se_bn_inception": 11_931_622,
+    "inception_resnet_v1": 22_756_328,
     "vgg11": 132_863_336,
     "vgg11_bn": 132_868_840,
     "vgg13": 133_047_848,
