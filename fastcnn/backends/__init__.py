@@ -1,0 +1,70 @@
+"""Where the IR meets something that computes: a plain dict of executor factories.
+
+``BACKENDS[name](graph, device, dtype)`` builds an executor with ``run(inputs) -> outputs``
+and ``warmup()``. Asking for a backend or device that is not here raises
+:class:`~fastcnn.errors.BackendUnavailableError` naming what was asked and what is available;
+there is no silent fallback.
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import torch
+from torch import Tensor
+
+from fastcnn.backends.devices import as_device, available_devices, torch_device_problem
+from fastcnn.backends.onnxruntime_backend import OrtExecutor, provider_problem
+from fastcnn.backends.torch_backend import TorchExecutor
+from fastcnn.errors import BackendUnavailableError
+from fastcnn.ir import Graph
+
+
+class Executor(Protocol):
+    def run(self, inputs: list[Tensor]) -> list[Tensor]: ...
+
+    def warmup(self) -> None: ...
+
+
+BACKENDS: dict[str, Callable[[Graph, torch.device, torch.dtype | None], Executor]] = {
+    "torch": TorchExecutor,
+    "onnxruntime": OrtExecutor,
+}
+
+# Beyond the device torch itself must reach, what each backend needs (None: nothing more).
+_EXTRA_CHECKS: dict[str, Callable[[torch.device], str | None]] = {
+    "torch": lambda device: None,
+    "onnxruntime": provider_problem,
+}
+
+
+def unavailable_reason(name: str, device: torch.device | str | None) -> str | None:
+    """Why backend ``name`` cannot run on ``device`` here, or ``None`` when it can."""
+    if name not in BACKENDS:
+        return f"unknown backend {name!r}; backends: {', '.join(BACKENDS)}"
+    device = as_device(device)
+    return torch_device_problem(device) or _EXTRA_CHECKS[name](device)
+
+
+def available(name: str, device: torch.device | str | None) -> bool:
+    """Whether backend ``name`` can run on ``device`` on this machine."""
+    return unavailable_reason(name, device) is None
+
+
+def create_executor(name: str, graph: Graph, device: torch.device | str | None = None,
+                    dtype: torch.dtype | None = None) -> Executor:
+    """Build backend ``name``'s executor for ``graph``, or raise saying what is available."""
+    reason = unavailable_reason(name, device)
+    if reason is not None:
+        raise BackendUnavailableError(f"backend {name!r} on {as_device(device)} is not available: "
+                                      f"{reason}. Available here: {describe_available()}")
+    return BACKENDS[name](graph, as_device(device), dtype)
+
+
+def describe_available() -> str:
+    """Each usable device with the backends that run on it, e.g. ``cpu (torch, onnxruntime)``."""
+    usable = {d: [b for b in BACKENDS if available(b, d)] for d in available_devices()}
+    return "; ".join(f"{d} ({', '.join(b) or 'no backend'})" for d, b in usable.items())
+
+
+__all__ = ["BACKENDS", "Executor", "OrtExecutor", "TorchExecutor", "available", "create_executor",
+           "describe_available", "unavailable_reason"]

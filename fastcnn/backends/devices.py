@@ -1,0 +1,53 @@
+"""Which torch devices a backend may be asked for, checked before anything is built.
+
+A device that was asked for and is not here is an error (:class:`BackendUnavailableError`),
+never a silent move to the CPU: a user who asked for ``cuda`` and got CPU timings would draw
+the wrong conclusions.
+"""
+from __future__ import annotations
+
+import torch
+
+from fastcnn.errors import BackendUnavailableError
+
+
+def as_device(device: torch.device | str | None) -> torch.device:
+    """``None`` means the CPU; strings such as ``"cuda:0"`` are accepted too."""
+    return torch.device("cpu") if device is None else torch.device(device)
+
+
+def cuda_index(device: torch.device) -> int:
+    """The CUDA ordinal of ``device`` (``cuda`` alone means the current one)."""
+    if device.index is not None:
+        return device.index
+    return torch.cuda.current_device() if torch.cuda.is_available() else 0
+
+
+def torch_device_problem(device: torch.device) -> str | None:
+    """Why torch cannot run on ``device`` here, or ``None`` when it can."""
+    if device.type == "cpu":
+        return None
+    if device.type != "cuda":
+        return f"device type {device.type!r} is not supported (use 'cpu' or 'cuda')"
+    if not torch.cuda.is_available():
+        return "CUDA was asked for but torch reports no usable CUDA device on this machine"
+    count = torch.cuda.device_count()
+    if cuda_index(device) >= count:
+        return f"{device} was asked for but this machine has {count} CUDA device(s)"
+    return None
+
+
+def check_torch_device(device: torch.device | str | None, backend: str) -> torch.device:
+    """Return ``device`` normalised, or raise naming the backend and what is available."""
+    device = as_device(device)
+    problem = torch_device_problem(device)
+    if problem is not None:
+        raise BackendUnavailableError(f"backend {backend!r} on {device}: {problem}; "
+                                      f"available devices: {', '.join(available_devices())}")
+    return device
+
+
+def available_devices() -> list[str]:
+    """Devices torch can use here, for error messages."""
+    cuda = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return ["cpu", *cuda]

@@ -1,0 +1,257 @@
+"""The IR as a plain ONNX model: what ONNX Runtime runs and what ``engine.save_onnx`` writes.
+
+One small writer per IR op in :data:`WRITERS`, each returning standard ONNX nodes; constants
+become initializers, and the values an ONNX op takes as inputs but the IR keeps as attributes
+(Reshape's shape, Pad's pads, Clip's bounds, ReduceMean's axes from opset 18) become small
+initializers named after the node. Symbolic dims (the batch ``"N"``) are written as
+``dim_param``; the result passes ``onnx.checker.check_model(full_check=True)``.
+
+``float_dtype`` rewrites every float tensor (inputs, outputs, constants) to another float
+type, so an ONNX Runtime session can run the graph in float16.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from fastcnn.ir import Graph, Node, Value
+
+MIN_OPSET = 13  # Softmax's axis semantics and Clip's min/max inputs are 13's
+FLOAT_TYPES = ("float16", "float32", "float64")
+
+
+class _Writer:
+    """What the per-op writers share: the opset, dtype mapping and extra initializers."""
+
+    def __init__(self, graph: Graph, opset: int, float_dtype: str | None) -> None:
+        self.opset = opset
+        self.float_dtype = float_dtype
+        self.initializers: list[onnx.TensorProto] = []
+        self._used = {v.name for v in graph.values()} | {n.name for n in graph.nodes}
+
+    def dtype(self, value: Value) -> str:
+        if self.float_dtype is not None and value.dtype in FLOAT_TYPES:
+            return self.float_dtype
+        return value.dtype
+
+    def fresh(self, hint: str) -> str:
+        """A value name used nowhere in the graph yet."""
+        name, k = hint, 0
+        while name in self._used:
+            k += 1
+            name = f"{hint}_{k}"
+        self._used.add(name)
+        return name
+
+    def initializer(self, array: np.ndarray, hint: str) -> str:
+        """Add ``array`` as an initializer under a fresh name and return the name."""
+        name = self.fresh(hint)
+        self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
+        return name
+
+    def scalar(self, number: float, like: Value, hint: str) -> str:
+        return self.initializer(np.array(number, dtype=self.dtype(like)), hint)
+
+
+NodeWriter = Callable[[_Writer, Node, list[str], str], list[onnx.NodeProto]]
+WRITERS: dict[str, NodeWriter] = {}
+
+
+def writes(*ops: str) -> Callable[[NodeWriter], NodeWriter]:
+    def decorator(fn: NodeWriter) -> NodeWriter:
+        for name in ops:
+            if name in WRITERS:
+                raise ValueError(f"ONNX writer for {name!r} registered twice")
+            WRITERS[name] = fn
+        return fn
+
+    return decorator
+
+
+def _simple(onnx_op: str, **rename: str) -> NodeWriter:
+    """A writer for an op whose inputs and attributes map one to one (renamed as given)."""
+
+    def write(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
+        attrs = {rename.get(k, k): _onnx_attr(v) for k, v in node.attrs.items()}
+        return [helper.make_node(onnx_op, inputs, [out], name=node.name, **attrs)]
+
+    return write
+
+
+def _onnx_attr(value: Any) -> Any:
+    """ONNX has no bool attribute: flags are ints; tuples become lists."""
+    if isinstance(value, bool):
+        return int(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+for _ir, _onnx in {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "identity": "Identity",
+                   "add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "matmul": "MatMul",
+                   "global_avg_pool": "GlobalAveragePool", "global_max_pool": "GlobalMaxPool"}.items():
+    WRITERS[_ir] = _simple(_onnx)
+WRITERS["batch_norm"] = _simple("BatchNormalization", eps="epsilon")
+WRITERS["lrn"] = _simple("LRN")
+WRITERS["leaky_relu"] = _simple("LeakyRelu")
+WRITERS["softmax"] = _simple("Softmax")
+WRITERS["concat"] = _simple("Concat")
+WRITERS["flatten"] = _simple("Flatten")
+WRITERS["transpose"] = _simple("Transpose")
+WRITERS["gemm"] = _simple("Gemm", trans_a="transA", trans_b="transB")
+WRITERS["conv2d"] = _simple("Conv", stride="strides", padding="pads", dilation="dilations",
+                            groups="group")
+
+
+def _pool(onnx_op: str, **rename: str) -> NodeWriter:
+    """A pooling writer that crops where ONNX's shape inference keeps a window ONNX drops.
+
+    In ceil mode a last window starting in the end padding is dropped by ONNX Runtime and
+    the reference (the IR's ``window_out``), yet ``onnx.shape_inference`` still counts it,
+    which the full check then reports as a conflict. A Slice to the IR's size makes the two
+    agree; it is written only in that corner case.
+    """
+    write_pool = _simple(onnx_op, **rename)
+
+    def write(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
+        size = _onnx_inferred_size(node)
+        if size is None or size == node.outputs[0].shape[2:]:
+            return write_pool(w, node, inputs, out)
+        pooled = w.fresh(f"{out}_uncropped")
+        starts = w.initializer(np.zeros(2, dtype=np.int64), f"{node.name}_starts")
+        ends = w.initializer(np.array(node.outputs[0].shape[2:], dtype=np.int64), f"{node.name}_ends")
+        axes = w.initializer(np.array([2, 3], dtype=np.int64), f"{node.name}_axes")
+        return [*write_pool(w, node, inputs, pooled),
+                helper.make_node("Slice", [pooled, starts, ends, axes], [out], name=f"{node.name}_crop")]
+
+    return write
+
+
+def _onnx_inferred_size(node: Node) -> tuple[int, int] | None:
+    """The spatial output size ``onnx.shape_inference`` gives (no dropped window), if static."""
+    spatial = node.inputs[0].shape[2:]
+    if not all(isinstance(d, int) for d in spatial):
+        return None
+    a = node.attrs
+    top, left, bottom, right = a["padding"]
+    sizes = []
+    for size, k, s, d, begin, end in zip(spatial, a["kernel"], a["stride"], a.get("dilation", (1, 1)),
+                                         (top, left), (bottom, right)):
+        room = size + begin + end - (d * (k - 1) + 1)
+        sizes.append((-(-room // s) if a["ceil_mode"] else room // s) + 1)
+    return tuple(sizes)
+
+
+WRITERS["max_pool"] = _pool("MaxPool", kernel="kernel_shape", stride="strides", padding="pads",
+                            dilation="dilations")
+WRITERS["avg_pool"] = _pool("AveragePool", kernel="kernel_shape", stride="strides", padding="pads")
+
+
+@writes("reshape")
+def _reshape(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
+    shape = w.initializer(np.array(node.attrs["shape"], dtype=np.int64), f"{node.name}_shape")
+    return [helper.make_node("Reshape", [inputs[0], shape], [out], name=node.name)]
+
+
+@writes("pad")
+def _pad(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
+    pads = w.initializer(np.array(node.attrs["pads"], dtype=np.int64), f"{node.name}_pads")
+    args = [inputs[0], pads]
+    if node.attrs["mode"] == "constant":
+        args.append(w.scalar(node.attrs["value"], node.inputs[0], f"{node.name}_value"))
+    return [helper.make_node("Pad", args, [out], name=node.name, mode=node.attrs["mode"])]
+
+
+@writes("clip")
+def _clip(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
+    low, high = node.attrs["min"], node.attrs["max"]
+    args = [inputs[0],
+            "" if low is None else w.scalar(low, node.inputs[0], f"{node.name}_min"),
+            "" if high is None else w.scalar(high, node.inputs[0], f"{node.name}_max")]
+    while args[-1] == "":  # trailing omitted optional inputs are left out
+        args.pop()
+    return [helper.make_node("Clip", args, [out], name=node.name)]
+
+
+@writes("reduce_mean")
+def _reduce_mean(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
+    """Empty ``axes`` reduces everything: the axes are left out, as ONNX means it."""
+    axes, keep = list(node.attrs["axes"]), int(node.attrs["keepdims"])
+    if w.opset < 18:
+        extra = {"axes": axes} if axes else {}
+        return [helper.make_node("ReduceMean", inputs, [out], name=node.name, keepdims=keep, **extra)]
+    args = [inputs[0]]
+    if axes:
+        args.append(w.initializer(np.array(axes, dtype=np.int64), f"{node.name}_axes"))
+    return [helper.make_node("ReduceMean", args, [out], name=node.name, keepdims=keep)]
+
+
+# -- the model ------------------------------------------------------------------------------
+def graph_to_onnx(graph: Graph, opset: int = 17, *, float_dtype: str | None = None) -> onnx.ModelProto:
+    """``graph`` as an ONNX model of the default domain at ``opset``, with the IR's names.
+
+    The IR version is the oldest that ``opset`` allows, so older ONNX Runtimes load it too.
+    """
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise ValueError(f"opset {opset} is not supported: use {MIN_OPSET}..{newest}")
+    if float_dtype is not None and float_dtype not in FLOAT_TYPES:
+        raise ValueError(f"float_dtype must be one of {FLOAT_TYPES}, got {float_dtype!r}")
+    missing = sorted({n.op for n in graph.nodes if n.op not in WRITERS})
+    if missing:
+        raise ValueError(f"no ONNX writer for IR op(s) {', '.join(missing)}")
+    w = _Writer(graph, opset, float_dtype)
+    initializers = [_constant(w, v) for v in graph.constants()]
+    nodes = [proto for node in graph.nodes
+             for proto in WRITERS[node.op](w, node, _input_names(node), node.outputs[0].name)]
+    nodes += _output_copies(w, graph)
+    onnx_graph = helper.make_graph(
+        nodes, graph.name, [_value_info(w, v, v.name) for v in graph.inputs],
+        [_value_info(w, v, name) for v, name in zip(graph.outputs, _output_names(graph))],
+        initializer=initializers + w.initializers)
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="fastcnn",
+                              ir_version=helper.find_min_ir_version_for(opsets))
+    return model
+
+
+def _input_names(node: Node) -> list[str]:
+    """Input names, ``""`` for an omitted optional input; trailing omitted ones are left out."""
+    names = ["" if v is None else v.name for v in node.inputs]
+    while names and names[-1] == "":
+        names.pop()
+    return names
+
+
+def _constant(w: _Writer, value: Value) -> onnx.TensorProto:
+    array = np.asarray(value.const.astype(w.dtype(value), copy=False), order="C")  # keeps 0-d
+    return numpy_helper.from_array(array, value.name)
+
+
+def _value_info(w: _Writer, value: Value, name: str) -> onnx.ValueInfoProto:
+    """A typed value; ``"?"`` is an unknown dim, any other symbol a ``dim_param``."""
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(w.dtype(value)))
+    dims = [None if d == "?" else d for d in value.shape]
+    return helper.make_tensor_value_info(name, elem, dims)
+
+
+def _output_names(graph: Graph) -> list[str]:
+    """The IR's output names, except where one cannot be an ONNX node output as it is:
+    an output that is a graph input or constant, or that is listed twice, gets a copy."""
+    names, seen = [], {v.name for v in graph.inputs} | {v.name for v in graph.constants()}
+    for i, value in enumerate(graph.outputs):
+        if value.name in seen:
+            names.append(f"{value.name}_output{i}")
+        else:
+            names.append(value.name)
+            seen.add(value.name)
+    return names
+
+
+def _output_copies(w: _Writer, graph: Graph) -> list[onnx.NodeProto]:
+    copies = []
+    for value, name in zip(graph.outputs, _output_names(graph)):
+        if name != value.name:
+            copies.append(helper.make_node("Identity", [value.name], [name], name=f"{name}_copy"))
+    return copies

@@ -1,0 +1,249 @@
+"""Each IR op as a small function of torch tensors: the table the reference executor runs.
+
+``TORCH_OPS[op](inputs, attrs) -> Tensor``, where ``inputs`` follows the IR node (``None`` for
+an omitted optional input) and ``attrs`` is the node's typed attribute dict. The semantics are
+ONNX's wherever ONNX and PyTorch differ, since the IR comes from ONNX files:
+
+- Paddings may be asymmetric ``(top, left, bottom, right)``; torch's ops take symmetric ones
+  of at most half the kernel, so other paddings are applied with ``F.pad`` first.
+- With ``ceil_mode`` the last window may hang over the padded input. ONNX (and ONNX Runtime)
+  drop a window that starts past the input and its begin padding (the IR's ``window_out``);
+  torch on an explicitly padded input keeps one that starts in the end padding, so that
+  result is cropped to the IR's size.
+- ``avg_pool`` with ``count_include_pad`` divides by the window clipped to the input plus its
+  explicit pads (the ceil-mode overhang never counts); without it, by the real elements only.
+- ``lrn`` sums ``size`` channels from ``c - (size-1)//2`` to ``c + ceil((size-1)/2)``.
+  ``F.local_response_norm`` centres even sizes the other way, so it is not used.
+
+NaN follows PyTorch: ``max_pool``, ``global_max_pool``, ``relu``, ``clip`` and ``softmax``
+propagate a NaN to every output it reaches (ONNX Runtime's MaxPool does not; see
+``fastcnn.backends.torch_backend``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fastcnn.ir.ops import window_out
+
+OpFn = Callable[[list[Any], dict[str, Any]], Tensor]
+TORCH_OPS: dict[str, OpFn] = {}
+
+
+def register(*names: str) -> Callable[[OpFn], OpFn]:
+    """Put the decorated function in :data:`TORCH_OPS` under each of ``names``, once."""
+
+    def decorator(fn: OpFn) -> OpFn:
+        for name in names:
+            if name in TORCH_OPS:
+                raise ValueError(f"torch op {name!r} registered twice")
+            TORCH_OPS[name] = fn
+        return fn
+
+    return decorator
+
+
+# -- windows ------------------------------------------------------------------------------
+def _native_padding(padding: tuple[int, ...], kernel: tuple[int, ...]) -> tuple[int, int] | None:
+    """``(pad_h, pad_w)`` when torch's own padding argument can express ``padding``, else None."""
+    top, left, bottom, right = padding
+    if top != bottom or left != right or top > kernel[0] // 2 or left > kernel[1] // 2:
+        return None
+    return top, left
+
+
+def _pad_hw(x: Tensor, padding: tuple[int, ...], value: float) -> Tensor:
+    top, left, bottom, right = padding
+    return F.pad(x, (left, right, top, bottom), value=value)
+
+
+def _crop_to_ir(y: Tensor, x: Tensor, attrs: dict[str, Any]) -> Tensor:
+    """Drop the ceil-mode window torch keeps and ONNX does not (one that starts in the end pad)."""
+    top, left, bottom, right = attrs["padding"]
+    (kh, kw), (sh, sw) = attrs["kernel"], attrs["stride"]
+    dh, dw = attrs.get("dilation", (1, 1))
+    h = window_out(x.shape[2], kh, sh, top, bottom, dh, attrs["ceil_mode"])
+    w = window_out(x.shape[3], kw, sw, left, right, dw, attrs["ceil_mode"])
+    return y if y.shape[2:] == (h, w) else y[:, :, :h, :w]
+
+
+@register("conv2d")
+def conv2d(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    x, w, b = (inputs + [None])[:3]
+    padding = attrs["padding"]
+    top, left, bottom, right = padding
+    if top == bottom and left == right:
+        pad_arg: tuple[int, int] = (top, left)
+    else:
+        x, pad_arg = _pad_hw(x, padding, 0.0), (0, 0)
+    return F.conv2d(x, w, b, attrs["stride"], pad_arg, attrs["dilation"], attrs["groups"])
+
+
+@register("max_pool")
+def max_pool(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    x = inputs[0]
+    kernel, stride, dilation = attrs["kernel"], attrs["stride"], attrs["dilation"]
+    native = _native_padding(attrs["padding"], kernel)
+    if native is not None:
+        return F.max_pool2d(x, kernel, stride, native, dilation, ceil_mode=attrs["ceil_mode"])
+    padded = _pad_hw(x, attrs["padding"], -math.inf)
+    y = F.max_pool2d(padded, kernel, stride, 0, dilation, ceil_mode=attrs["ceil_mode"])
+    return _crop_to_ir(y, x, attrs)
+
+
+@register("avg_pool")
+def avg_pool(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    x = inputs[0]
+    kernel, stride, ceil = attrs["kernel"], attrs["stride"], attrs["ceil_mode"]
+    include_pad = attrs["count_include_pad"]
+    native = _native_padding(attrs["padding"], kernel)
+    if native is not None:  # torch's divisors are ONNX's for symmetric paddings
+        return F.avg_pool2d(x, kernel, stride, native, ceil, include_pad)
+    # Pooled with padding 0, torch divides by the window clipped to the padded input, which
+    # is ONNX's count_include_pad divisor; without it, divide by the pooled mask of real cells.
+    y = F.avg_pool2d(_pad_hw(x, attrs["padding"], 0.0), kernel, stride, 0, ceil, True)
+    if not include_pad:
+        mask = torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype, device=x.device)
+        y = y / F.avg_pool2d(_pad_hw(mask, attrs["padding"], 0.0), kernel, stride, 0, ceil, True)
+    return _crop_to_ir(y, x, attrs)
+
+
+@register("global_avg_pool")
+def global_avg_pool(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    x = inputs[0]
+    return x.mean(dim=tuple(range(2, x.dim())), keepdim=True)
+
+
+@register("global_max_pool")
+def global_max_pool(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    x = inputs[0]
+    return x.amax(dim=tuple(range(2, x.dim())), keepdim=True)
+
+
+# -- normalisation --------------------------------------------------------------------------
+@register("batch_norm")
+def batch_norm(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    x, scale, bias, mean, var = inputs
+    return F.batch_norm(x, mean, var, scale, bias, training=False, eps=attrs["eps"])
+
+
+@register("lrn")
+def lrn(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    """ONNX LRN: ``x / (bias + alpha / size * sum of x^2 over size channels) ** beta``."""
+    x = inputs[0]
+    size = attrs["size"]
+    n, c = x.shape[0], x.shape[1]
+    squares = (x * x).reshape(n, 1, c, -1)  # N x 1 x C x (spatial)
+    squares = F.pad(squares, (0, 0, (size - 1) // 2, size // 2))  # floor before, ceil after
+    mean = F.avg_pool2d(squares, (size, 1), stride=1).reshape(x.shape)
+    return x / (attrs["bias"] + attrs["alpha"] * mean).pow(attrs["beta"])
+
+
+# -- elementwise ----------------------------------------------------------------------------
+def _unary(fn: Callable[[Tensor], Tensor]) -> OpFn:
+    return lambda inputs, attrs: fn(inputs[0])
+
+
+TORCH_OPS["relu"] = _unary(torch.relu)
+TORCH_OPS["sigmoid"] = _unary(torch.sigmoid)
+TORCH_OPS["tanh"] = _unary(torch.tanh)
+TORCH_OPS["identity"] = _unary(lambda x: x)
+TORCH_OPS["add"] = lambda inputs, attrs: torch.add(inputs[0], inputs[1])
+TORCH_OPS["sub"] = lambda inputs, attrs: torch.sub(inputs[0], inputs[1])
+TORCH_OPS["mul"] = lambda inputs, attrs: torch.mul(inputs[0], inputs[1])
+TORCH_OPS["div"] = lambda inputs, attrs: torch.div(inputs[0], inputs[1])
+
+
+@register("clip")
+def clip(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    low, high = attrs["min"], attrs["max"]
+    if low is None and high is None:
+        return inputs[0]
+    return torch.clamp(inputs[0], low, high)
+
+
+@register("leaky_relu")
+def leaky_relu(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    return F.leaky_relu(inputs[0], attrs["alpha"])
+
+
+@register("softmax")
+def softmax(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    return torch.softmax(inputs[0], dim=attrs["axis"])
+
+
+# -- linear algebra -------------------------------------------------------------------------
+@register("gemm")
+def gemm(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    """``alpha * A' @ B' + beta * C`` with ``C`` broadcast to the product, as ONNX Gemm."""
+    a, b, c = (inputs + [None])[:3]
+    a = a.t() if attrs["trans_a"] else a
+    b = b.t() if attrs["trans_b"] else b
+    if c is None:
+        product = a @ b
+        return product if attrs["alpha"] == 1.0 else product * attrs["alpha"]
+    return torch.addmm(c, a, b, beta=attrs["beta"], alpha=attrs["alpha"])
+
+
+TORCH_OPS["matmul"] = lambda inputs, attrs: torch.matmul(inputs[0], inputs[1])
+
+
+# -- layout ---------------------------------------------------------------------------------
+@register("concat")
+def concat(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    return torch.cat(inputs, dim=attrs["axis"])
+
+
+@register("flatten")
+def flatten(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    x = inputs[0]
+    axis = attrs["axis"] + x.dim() if attrs["axis"] < 0 else attrs["axis"]
+    return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
+
+
+@register("reshape")
+def reshape(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    x = inputs[0]
+    return x.reshape([x.shape[i] if d == 0 else d for i, d in enumerate(attrs["shape"])])
+
+
+@register("transpose")
+def transpose(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    return inputs[0].permute(attrs["perm"])
+
+
+@register("pad")
+def pad(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    """ONNX Pad: ``pads`` is all begins then all ends; negative entries crop."""
+    x, pads = inputs[0], attrs["pads"]
+    rank = x.dim()
+    if attrs["mode"] == "constant":
+        torch_pads: list[int] = []
+        for axis in reversed(range(rank)):  # F.pad starts from the last axis
+            torch_pads += [pads[axis], pads[axis + rank]]
+        return F.pad(x, torch_pads, value=attrs["value"])
+    for axis in range(rank):
+        if pads[axis] or pads[axis + rank]:
+            index = _pad_index(x.shape[axis], pads[axis], pads[axis + rank], attrs["mode"], x.device)
+            x = x.index_select(axis, index)
+    return x
+
+
+def _pad_index(size: int, begin: int, end: int, mode: str, device: torch.device) -> Tensor:
+    """Source positions of a padded axis: ``edge`` repeats the border, ``reflect`` mirrors it."""
+    index = torch.arange(-begin, size + end, device=device)
+    if mode == "edge":
+        return index.clamp(0, size - 1)
+    index = index.abs()  # mirror about 0, then about size - 1 (one reflection, as ONNX)
+    return (size - 1) - ((size - 1) - index).abs()
+
+
+@register("reduce_mean")
+def reduce_mean(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    x = inputs[0]
+    axes = tuple(attrs["axes"]) or tuple(range(x.dim()))
+    return x.mean(dim=axes, keepdim=attrs["keepdims"])
