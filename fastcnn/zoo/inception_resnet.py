@@ -209,6 +209,7 @@ def inception_resnet_v1(num_classes: int = 1000) -> nn.Module:
 
 
 @register_model(family="inception_resnet", paper=PAPER, input_size=(3, 299, 299),
-                mean=INCEPTION_MEAN, std=INCEPTION_STD, reference="timm:inception_resnet_v2")
+                mean=INCEPTION_MEAN, std=INCEPTION_STD, reference="timm:inception_resnet_v2",
+                weights={"timm": "https://huggingface.co/timm/inception_resnet_v2.tf_in1k/resolve/main/model.safetensors"})
 def inception_resnet_v2(num_classes: int = 1000) -> nn.Module:
     return InceptionResNet(INCEPTION_RESNET_V2_RELEASED, num_classes)

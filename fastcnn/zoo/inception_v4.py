@@ -231,6 +231,7 @@ class InceptionV4(nn.Module):
 
 
 @register_model(family="inception_v4", paper=PAPER, input_size=(3, 299, 299),
-                 mean=INCEPTION_MEAN, std=INCEPTION_STD, reference="timm:inception_v4")
+                 mean=INCEPTION_MEAN, std=INCEPTION_STD, reference="timm:inception_v4",
+                 weights={"timm": "https://huggingface.co/timm/inception_v4.tf_in1k/resolve/main/model.safetensors"})
 def inception_v4(num_classes: int = 1000) -> nn.Module:
     return InceptionV4(num_classes)

@@ -32,9 +32,22 @@ def resolve_weights(info: ModelInfo, weights: str | os.PathLike) -> Path:
     )
 
 
+def cache_name(url: str) -> str:
+    """The file name ``url`` is cached under.
+
+    torchvision-style URLs end in a unique, hash-stamped name, which is kept so a hub cache
+    filled by torchvision is reused. Hugging Face URLs all end in ``model.safetensors``, so
+    there the repository names the file.
+    """
+    parts = [p for p in urlparse(url).path.split("/") if p]
+    if "resolve" in parts:  # https://huggingface.co/<org>/<repo>/resolve/<rev>/<file>
+        return "--".join([*parts[: parts.index("resolve")], parts[-1]])
+    return parts[-1]
+
+
 def _cached_download(url: str) -> Path:
     """The file for ``url`` in ``$TORCH_HOME/hub/checkpoints``, downloaded only if absent."""
-    cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+    cache = Path(torch.hub.get_dir()) / "checkpoints" / cache_name(url)
     if not cache.is_file():
         cache.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -96,3 +96,17 @@ def test_failed_download_is_a_weights_error(known_weights, monkeypatch):
     with pytest.raises(fastcnn.WeightsError, match="could not download"):
         fastcnn.create_model(MODEL, weights="test")
     assert not known_weights.exists()
+
+
+def test_cache_names_stay_unique_for_hugging_face_urls():
+    assert weights.cache_name("https://download.pytorch.org/models/resnet50-0676ba61.pth") == \
+        "resnet50-0676ba61.pth"
+    hf = "https://huggingface.co/timm/{}/resolve/main/model.safetensors"
+    names = {weights.cache_name(hf.format(r)) for r in ("inception_v4.tf_in1k", "inception_resnet_v2.tf_in1k")}
+    assert names == {"timm--inception_v4.tf_in1k--model.safetensors",
+                     "timm--inception_resnet_v2.tf_in1k--model.safetensors"}
+
+
+def test_every_known_weight_url_has_its_own_cache_file():
+    urls = [url for name in fastcnn.list_models() for url in fastcnn.model_info(name).weights.values()]
+    assert len({weights.cache_name(u) for u in urls}) == len(urls)
