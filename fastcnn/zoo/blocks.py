@@ -102,6 +102,10 @@ def init_weights(model: nn.Module) -> nn.Module:
 
     Families whose papers prescribe their own initialisation override this; what matters for
     fastcnn is that it is deterministic under ``torch.manual_seed``.
+
+    Squeeze-excite gates keep PyTorch's default fan-in uniform initialisation, as the
+    ``nn.Linear`` layers they stand for would: Kaiming-normal there drives a random deep
+    SE network's sigmoids so hard that float32 rounding grows to 1e-4 in the logits.
     """
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
@@ -114,4 +118,8 @@ def init_weights(model: nn.Module) -> nn.Module:
         elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+    for m in model.modules():  # after the loop above, which visits the gates' convs too
+        if isinstance(m, SqueezeExcite):
+            m.fc1.reset_parameters()
+            m.fc2.reset_parameters()
     return model
