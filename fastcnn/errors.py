@@ -42,3 +42,7 @@ class InputError(FastCNNError, ValueError):
 
 class BackendUnavailableError(FastCNNError):
     """A backend or device that was asked for and is not available here."""
+
+
+class ExportError(FastCNNError):
+    """A PyTorch model that could not be exported to a valid ONNX file."""
