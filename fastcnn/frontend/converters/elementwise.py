@@ -1,0 +1,100 @@
+"""Elementwise ops: arithmetic with broadcasting, activations, and the pass-throughs.
+
+Identity and Dropout (inference) emit nothing: their output is bound to their input. Sum
+and Mean of several inputs become chains of two-input adds, as the IR's arithmetic is binary.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from fastcnn.frontend.context import Folded, ImportContext, Operand, Unsupported
+from fastcnn.frontend.registry import Converter, table_decorator
+from fastcnn.ir import Value
+
+CONVERTERS: dict[str, Converter] = {}
+converter = table_decorator(CONVERTERS)
+
+_BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
+
+
+@converter("Add", "Sub", "Mul", "Div")
+def binary(ctx: ImportContext, node: onnx.NodeProto, A: Operand, B: Operand) -> Value:
+    return ctx.emit(_BINARY[node.op_type], [A, B], out_name=ctx.output_name())
+
+
+@converter("Sum", "Mean")
+def sum_or_mean(ctx: ImportContext, node: onnx.NodeProto, *data_0: Operand) -> Value | Operand:
+    """A left-to-right chain of adds; Mean then divides by the count, as ONNX's spec does."""
+    if not data_0:
+        raise Unsupported("no inputs")
+    total: Operand = data_0[0]
+    for i, term in enumerate(data_0[1:], 1):
+        last = i == len(data_0) - 1 and node.op_type == "Sum"
+        total = ctx.emit("add", [total, term], suffix=f"add{i}",
+                         out_name=ctx.output_name() if last else None)
+    if node.op_type == "Mean" and len(data_0) > 1:
+        dtype = ctx.runtime(total).dtype
+        count = Folded(np.array(len(data_0), dtype=dtype), f"{node.name or 'mean'}_count")
+        return ctx.emit("div", [total, count], out_name=ctx.output_name())
+    return total
+
+
+def _unary(op: str):
+    def convert(ctx: ImportContext, node: onnx.NodeProto, X: Operand) -> Value:
+        return ctx.emit(op, [X], out_name=ctx.output_name())
+
+    convert.__name__ = op
+    return convert
+
+
+for _onnx, _ir in (("Relu", "relu"), ("Sigmoid", "sigmoid"), ("Tanh", "tanh")):
+    converter(_onnx)(_unary(_ir))
+
+
+@converter("LeakyRelu")
+def leaky_relu(ctx: ImportContext, node: onnx.NodeProto, X: Operand, *, alpha: float = 0.01) -> Value:
+    return ctx.emit("leaky_relu", [X], {"alpha": float(alpha)}, out_name=ctx.output_name())
+
+
+@converter("Neg")
+def neg(ctx: ImportContext, node: onnx.NodeProto, X: Operand) -> Value:
+    """``-x`` as ``x * -1``, which is exact."""
+    x = ctx.runtime(X)
+    minus_one = Folded(np.array(-1, dtype=x.dtype), f"{node.name or 'neg'}_minus_one")
+    return ctx.emit("mul", [x, minus_one], out_name=ctx.output_name())
+
+
+@converter("Clip")
+def clip(ctx: ImportContext, node: onnx.NodeProto, input: Operand, min_value: Operand = None,
+         max_value: Operand = None, *, min: float | None = None, max: float | None = None) -> Value:
+    """Clip bounds are attributes before opset 11 and optional scalar inputs after."""
+    low = min if min_value is None else ctx.scalar(min_value, "min")
+    high = max if max_value is None else ctx.scalar(max_value, "max")
+    attrs = {"min": _bound(low, -1.0), "max": _bound(high, 1.0)}
+    return ctx.emit("clip", [input], attrs, out_name=ctx.output_name())
+
+
+def _bound(value: float | None, side: float) -> float | None:
+    """``None`` for a missing bound, or one at or past the float32 limit on its own ``side``
+    (opset 6's defaults are -FLT_MAX and FLT_MAX)."""
+    if value is None or value * side >= np.finfo(np.float32).max:
+        return None
+    return float(value)
+
+
+@converter("Identity")
+def identity(ctx: ImportContext, node: onnx.NodeProto, input: Operand) -> Operand:
+    return input
+
+
+@converter("Dropout")
+def dropout(ctx: ImportContext, node: onnx.NodeProto, data: Operand, ratio_input: Operand = None,
+            training_mode: Operand = None, *, ratio: float = 0.5, is_test: int = 1,
+            seed: int = 0, consumed_inputs: list[int] | None = None) -> Operand:
+    """Inference dropout is the identity; training mode and the mask output are refused."""
+    if training_mode is not None and bool(ctx.scalar(training_mode, "training_mode")):
+        raise Unsupported("training_mode=True (random dropout)")
+    if len(node.output) > 1 and ctx.is_used(node.output[1]):
+        raise Unsupported("the mask output is not supported")
+    return data

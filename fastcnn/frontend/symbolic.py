@@ -1,0 +1,106 @@
+"""Shape values that hold the batch size as a symbol, so exporters' shape arithmetic folds.
+
+Real ONNX files compute reshape targets at run time: ``Shape(x) -> Gather(0) -> Unsqueeze ->
+Concat([.., -1]) -> Reshape`` is how ``x.view(x.size(0), -1)`` exports. With a dynamic batch
+that chain is not constant, but every entry of it except the batch is. The importer folds
+such chains on small int64 vectors stored as NumPy *object* arrays whose entries are Python
+ints or :class:`Sym` (a size known only at run time). A ``Reshape`` whose target holds the
+batch symbol at the batch's own position then becomes ``0`` (copy that dim) in the IR.
+
+Arithmetic on a :class:`Sym` builds a new symbol (``N*4``, spelled like the IR's products),
+so it never pretends to know a number; anything that would need the value (a comparison,
+``int()``, truth) raises :class:`SymbolicValueError` and the fold is abandoned.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fastcnn.ir import Shape
+
+
+class SymbolicValueError(ValueError):
+    """A computation that needs the run-time value of a symbolic size."""
+
+
+class Sym:
+    """A size known only at run time, named like the IR's symbolic dims (``"N"``)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sym):
+            return self.name == other.name
+        raise SymbolicValueError(f"cannot compare the run-time size {self.name} with {other!r}")
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def _refuse(self, *args: object) -> None:
+        raise SymbolicValueError(f"the run-time size {self.name} has no value at import time")
+
+    __bool__ = __int__ = __index__ = __float__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse
+    __neg__ = __mod__ = __rmod__ = __pow__ = _refuse
+
+    # -- arithmetic builds new symbols --------------------------------------------------
+    def __mul__(self, other: object) -> "Sym | int":
+        if _is_int(other) and other == 1:
+            return self
+        if _is_int(other) and other == 0:
+            return 0
+        return Sym(f"{self.name}*{_name(other)}")
+
+    __rmul__ = __mul__
+
+    def __add__(self, other: object) -> "Sym":
+        return self if _is_int(other) and other == 0 else Sym(f"({self.name}+{_name(other)})")
+
+    __radd__ = __add__
+
+    def __sub__(self, other: object) -> "Sym":
+        return self if _is_int(other) and other == 0 else Sym(f"({self.name}-{_name(other)})")
+
+    def __rsub__(self, other: object) -> "Sym":
+        return Sym(f"({_name(other)}-{self.name})")
+
+    def __floordiv__(self, other: object) -> "Sym":
+        return self if _is_int(other) and other == 1 else Sym(f"{self.name}/{_name(other)}")
+
+    __truediv__ = __floordiv__
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _name(value: object) -> str:
+    return value.name if isinstance(value, Sym) else str(int(value))  # type: ignore[arg-type]
+
+
+def is_symbolic(array: np.ndarray) -> bool:
+    """Whether ``array`` is a shape vector with run-time entries (an object array)."""
+    return array.dtype == object
+
+
+def shape_array(shape: Shape) -> np.ndarray:
+    """An IR shape as an int64 vector, or an object vector when some dims are symbols."""
+    if all(isinstance(d, int) for d in shape):
+        return np.array(shape, dtype=np.int64)
+    out = np.empty(len(shape), dtype=object)
+    out[:] = [Sym(d) if isinstance(d, str) else int(d) for d in shape]
+    return out
+
+
+def simplify(array: np.ndarray) -> np.ndarray:
+    """An object array whose symbols all vanished (``N*0``) back as plain int64."""
+    if is_symbolic(array) and not any(isinstance(v, Sym) for v in array.flat):
+        return array.astype(np.int64)
+    return array
