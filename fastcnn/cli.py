@@ -2,9 +2,20 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import torch
 
 import fastcnn
+from fastcnn.api import choose_backend
+from fastcnn.frontend import import_onnx, read_onnx
+from fastcnn.runtime import resolve_device
 from fastcnn.zoo.summary import format_table, layer_table
 
 
@@ -22,6 +33,87 @@ def _cmd_summary(args: argparse.Namespace) -> None:
     print(format_table(layer_table(model, info.input_size), model))
 
 
+@contextmanager
+def _step(what: str) -> Iterator[None]:
+    """Print ``what...`` to stderr, then the seconds it took, for steps a user waits on."""
+    print(f"{what}... ", end="", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    yield
+    print(f"{time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    """The main job: export, import, run a batch, report latency and agreement with PyTorch."""
+    device = resolve_device(args.device)
+    backend = choose_backend(args.backend, device)
+    is_file = args.model.endswith(".onnx") or Path(args.model).is_file()
+    model = None if is_file else fastcnn.create_model(args.model, seed=0)
+    with tempfile.TemporaryDirectory(prefix="fastcnn-") as folder:
+        path = Path(args.model)
+        if model is not None:
+            with _step(f"exporting {args.model} to ONNX"):
+                path = fastcnn.export_onnx(model, Path(folder) / f"{args.model}.onnx",
+                                           input_size=fastcnn.model_info(args.model).input_size)
+        with _step(f"importing {path.name}"):
+            graph = import_onnx(read_onnx(path))
+    with _step(f"building engine (backend {backend}, {device})"):
+        engine = fastcnn.Engine(graph, backend=backend, device=device)
+        batch = _random_batch(engine.input_spec, args.batch)
+        engine.warmup()
+        output = engine.infer(batch)
+    with _step(f"running {args.repeat} batches"):
+        times = _time_runs(engine, batch, args.repeat)
+    _print_report(args, engine, batch, times)
+    _print_agreement(model, batch, output)
+
+
+def _random_batch(spec: "fastcnn.runtime.InputSpec", batch: int) -> torch.Tensor:
+    """A seeded standard-normal batch matching ``spec`` with ``batch`` as its batch size."""
+    dims = [batch if i == 0 else d for i, d in enumerate(spec.shape)]
+    if not all(isinstance(d, int) for d in dims):
+        raise fastcnn.InputError(f"input {spec.name!r} has dynamic sizes {spec.shape} besides the batch; "
+                                 "`fastcnn run` cannot pick them")
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(dims, generator=generator).to(spec.dtype)
+
+
+def _time_runs(engine: fastcnn.Engine, batch: torch.Tensor, repeat: int) -> list[float]:
+    """Seconds per ``engine.infer(batch)``, ``repeat`` times, the device synchronized each time."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        engine.infer(batch)
+        if engine.device.type == "cuda":
+            torch.cuda.synchronize(engine.device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _print_report(args: argparse.Namespace, engine: fastcnn.Engine, batch: torch.Tensor,
+                  times: list[float]) -> None:
+    median, best = statistics.median(times), min(times)
+    shape = " x ".join(map(str, batch.shape))
+    print(f"{args.model}: backend {engine.backend} on {engine.device}, input {shape} "
+          f"{str(batch.dtype).removeprefix('torch.')}")
+    print(f"latency per batch of {batch.shape[0]}: median {median * 1e3:.2f} ms, min {best * 1e3:.2f} ms "
+          f"over {len(times)} runs after warmup; {batch.shape[0] / median:.1f} images/s")
+
+
+def _print_agreement(model: torch.nn.Module | None, batch: torch.Tensor, output: torch.Tensor) -> None:
+    """Relative L2 and max abs error against the zoo model on the same batch, and top-1 agreement."""
+    if model is None:
+        print("agreement with PyTorch: not checked (MODEL is an ONNX file, no PyTorch model to compare with)")
+        return
+    with torch.no_grad():
+        expected = model(batch).double()
+    actual = output.detach().cpu().double()
+    rel_l2 = float((actual - expected).norm() / expected.norm().clamp_min(1e-30))
+    max_abs = float((actual - expected).abs().max())
+    top1 = int((actual.argmax(1) == expected.argmax(1)).sum()) if actual.dim() == 2 else None
+    agree = f", top-1 agreement {top1}/{len(actual)}" if top1 is not None else ""
+    print(f"agreement with PyTorch: relative L2 error {rel_l2:.2e}, max abs error {max_abs:.2e}{agree}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastcnn", description=fastcnn.__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -31,7 +123,23 @@ def build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("summary", help="per-layer table of a zoo model")
     summary.add_argument("model", help="zoo model name (see `fastcnn list`)")
     summary.set_defaults(run=_cmd_summary)
+    run = commands.add_parser("run", help="export, import and run a model; print latency and "
+                                          "agreement with PyTorch")
+    run.add_argument("model", help="zoo model name, or a path to an .onnx file")
+    run.add_argument("--batch", type=_positive_int, default=8, help="batch size (default 8)")
+    run.add_argument("--backend", default=None,
+                     help="torch or onnxruntime (default: the fastest on this device)")
+    run.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    run.add_argument("--repeat", type=_positive_int, default=20, help="timed runs (default 20)")
+    run.set_defaults(run=_cmd_run)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,100 @@
+"""The :class:`Engine`: a graph bound to a backend and a device, built once and run many times.
+
+Building it does the slow work (the backend prepares its executor: a torch module list, an
+ONNX Runtime session); ``infer`` then only checks the input's shape and dtype, moves it to
+the device and runs the executor.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import onnx
+import torch
+
+from fastcnn.backends import create_executor
+from fastcnn.backends.onnx_writer import graph_to_onnx
+from fastcnn.errors import InputError
+from fastcnn.ir import Graph
+from fastcnn.runtime.device import resolve_device
+from fastcnn.runtime.spec import InputSpec, as_tensor, check_input, dtype_name
+
+# protobuf cannot serialise a message over 2 GiB; larger weights go to a side file.
+_PROTOBUF_LIMIT = 2**31 - 2**26
+
+
+class Engine:
+    """Runs ``graph`` with ``backend`` on ``device``.
+
+    Args:
+        graph: a verified fastcnn IR graph (``fastcnn.frontend.import_onnx`` makes one).
+        backend: a key of ``fastcnn.backends.BACKENDS`` (``"torch"``, ``"onnxruntime"``).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``None`` picks CUDA when present.
+        dtype: the floating-point dtype to compute in; ``None`` keeps the graph's.
+    Raises:
+        BackendUnavailableError: the device or backend asked for is not available here.
+    """
+
+    def __init__(self, graph: Graph, backend: str = "torch", device: str | torch.device | None = "cpu",
+                 dtype: torch.dtype | None = None) -> None:
+        self.graph = graph
+        self.backend = backend
+        self.device = resolve_device(device)
+        self.dtype = dtype
+        self.input_specs = tuple(InputSpec.of(value, dtype) for value in graph.inputs)
+        self._executor = create_executor(backend, graph, self.device, dtype)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """The spec of the graph's only input (see :attr:`input_specs` for several)."""
+        self._require_single("input_spec")
+        return self.input_specs[0]
+
+    def infer(self, batch: torch.Tensor | Any) -> torch.Tensor:
+        """Run one batch (torch tensor or NumPy array, e.g. (N, C, H, W)); returns the output tensor."""
+        if len(self.input_specs) != 1 or len(self.graph.outputs) != 1:
+            self._require_single("infer")
+        spec = self.input_specs[0]
+        tensor = as_tensor(batch, spec)
+        check_input(tensor, spec, {})
+        return self._executor.run([tensor.to(self.device).contiguous()])[0]
+
+    __call__ = infer
+
+    def run(self, inputs: Sequence[torch.Tensor | Any]) -> list[torch.Tensor]:
+        """Run a graph with any number of inputs (in ``graph.inputs`` order); returns every output."""
+        if len(inputs) != len(self.input_specs):
+            names = [spec.name for spec in self.input_specs]
+            raise InputError(f"expected {len(names)} input(s) {names}, got {len(inputs)}")
+        sizes: dict[str, int] = {}
+        tensors = []
+        for batch, spec in zip(inputs, self.input_specs):
+            tensor = as_tensor(batch, spec)
+            check_input(tensor, spec, sizes)
+            tensors.append(tensor.to(self.device).contiguous())
+        return list(self._executor.run(tensors))
+
+    def warmup(self) -> None:
+        """Do the backend's one-time work (compilation, allocation, autotuning) now."""
+        self._executor.warmup()
+
+    def save_onnx(self, path: str | os.PathLike) -> Path:
+        """Write the graph as fastcnn has it as a plain, checked ONNX file, for deployment elsewhere."""
+        path = Path(path)
+        model = graph_to_onnx(self.graph)
+        large = sum(v.const.nbytes for v in self.graph.constants()) > _PROTOBUF_LIMIT
+        onnx.save_model(model, str(path), save_as_external_data=large,
+                        location=f"{path.name}.data" if large else None)
+        onnx.checker.check_model(str(path), full_check=True)
+        return path
+
+    def _require_single(self, what: str) -> None:
+        if len(self.input_specs) != 1 or len(self.graph.outputs) != 1:
+            raise InputError(f"engine.{what} needs a graph with one input and one output; this one has "
+                             f"{len(self.input_specs)} and {len(self.graph.outputs)}: use engine.run([...])")
+
+    def __repr__(self) -> str:
+        specs = ", ".join(repr(spec) for spec in self.input_specs)
+        dtype = f", dtype={dtype_name(self.dtype)}" if self.dtype is not None else ""
+        return f"Engine({self.graph.name!r}, backend={self.backend!r}, device='{self.device}'{dtype}, inputs=[{specs}])"

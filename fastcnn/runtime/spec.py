@@ -1,0 +1,94 @@
+"""What an engine expects as input, and the cheap checks that enforce it at ``infer``.
+
+The checks are shape and dtype comparisons only (no graph work), so they cost microseconds
+on the hot path while turning a wrong input into an :class:`InputError` that names what was
+expected and what came, instead of a shape error deep inside a backend.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from fastcnn.errors import InputError
+from fastcnn.ir import Shape, Value
+
+_NCHW_AXES = ("batch size", "channel count", "height", "width")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One graph input: its name, its shape (a str for a dynamic size, ``"N"`` = batch), its dtype."""
+
+    name: str
+    shape: Shape
+    dtype: torch.dtype
+
+    @classmethod
+    def of(cls, value: Value, dtype: torch.dtype | None = None) -> "InputSpec":
+        """The spec of graph input ``value``; ``dtype`` overrides a floating-point input's dtype."""
+        own = torch_dtype(value.dtype)
+        if dtype is not None and own.is_floating_point:
+            own = dtype
+        return cls(value.name, tuple(value.shape), own)
+
+    def __repr__(self) -> str:
+        return f"InputSpec({self.name!r}, shape={format_shape(self.shape)}, dtype={dtype_name(self.dtype)})"
+
+
+def torch_dtype(numpy_name: str) -> torch.dtype:
+    """The torch dtype of an IR dtype name such as ``"float32"``."""
+    dtype = getattr(torch, numpy_name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise InputError(f"dtype {numpy_name!r} has no torch equivalent")
+    return dtype
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def format_shape(shape: tuple[Any, ...]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def as_tensor(batch: Any, spec: InputSpec) -> torch.Tensor:
+    """``batch`` as a torch tensor without copying or casting, or :class:`InputError`."""
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, np.ndarray):
+        if not batch.flags.writeable or any(s < 0 for s in batch.strides):
+            batch = batch.copy()  # torch.from_numpy refuses negative strides, warns on read-only
+        try:
+            return torch.from_numpy(batch)
+        except TypeError as exc:
+            raise InputError(f"input {spec.name!r}: NumPy dtype {batch.dtype} is not supported; "
+                             f"expected {dtype_name(spec.dtype)}") from exc
+    raise InputError(f"input {spec.name!r}: expected a torch.Tensor or numpy.ndarray of shape "
+                     f"{format_shape(spec.shape)}, got {type(batch).__name__}")
+
+
+def check_input(tensor: torch.Tensor, spec: InputSpec, sizes: dict[str, int]) -> None:
+    """Raise :class:`InputError` unless ``tensor`` fits ``spec``.
+
+    ``sizes`` maps each dynamic dimension's symbol to the size already seen for it (shared
+    across a multi-input call, so two inputs cannot disagree on the batch size); it is filled in.
+    """
+    got = tuple(tensor.shape)
+    expected = f"expected shape {format_shape(spec.shape)} {dtype_name(spec.dtype)}"
+    came = f"got {format_shape(got)} {dtype_name(tensor.dtype)}"
+    if tensor.dtype != spec.dtype:
+        raise InputError(f"input {spec.name!r}: {expected}, {came}: wrong dtype; convert it "
+                         f"explicitly (e.g. .to(torch.{dtype_name(spec.dtype)})), fastcnn never casts silently")
+    if len(got) != len(spec.shape):
+        raise InputError(f"input {spec.name!r}: {expected}, {came}: rank {len(got)} instead of {len(spec.shape)}")
+    axes = _NCHW_AXES if len(got) == 4 else ("batch size",) + tuple(f"size of axis {i}" for i in range(1, len(got)))
+    for axis, (want, size) in enumerate(zip(spec.shape, got)):
+        if isinstance(want, str):
+            want = sizes.setdefault(want, size)
+        if size != want:
+            raise InputError(f"input {spec.name!r}: {expected}, {came}: {axes[axis]} {size} instead of {want}")
+    if tensor.numel() == 0:
+        raise InputError(f"input {spec.name!r}: {expected}, {came}: the input is empty")
