@@ -1,0 +1,1 @@
+"""Conformance: ONNX's own backend test suite run against fastcnn."""
