@@ -3,6 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MODEL ?= googlenet
+BATCH ?= 8
 
 .PHONY: setup run test
 
@@ -16,8 +17,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+# The main job: the model's per-layer table, then the whole road on this machine (export to
+# ONNX, import, run a batch on the default backend, latency and agreement with PyTorch).
 run: setup
 	$(VENV)/bin/fastcnn summary $(MODEL)
+	$(VENV)/bin/fastcnn run $(MODEL) --batch $(BATCH)
 
 test: setup
 	$(PY) -m pytest -q

@@ -23,10 +23,11 @@ from fastcnn.runtime import Engine, resolve_device
 from fastcnn.zoo import list_models, model_info
 
 # The backend ``load`` picks when none is asked for, by device type.
-# CPU: ONNX Runtime. bench/test_cpu_backends.py on the 2-core development machine (batch 1 and 8,
-# float32) measured it 1.2x to 2.7x faster than the torch backend on every model tried
-# (resnet18, googlenet, squeezenet1_1, densenet121); the torch backend ran at PyTorch eager's
-# speed. The numbers are in the README. CUDA: the torch backend until the Triton backend exists.
+# CPU: ONNX Runtime. bench/test_latency.py on the 2-core development machine (2026-11-23, batch 1
+# and 8, float32; bench/results/2026-11-23-cpu-2core.md) measured it 1.5x to 3.1x faster (median)
+# than the torch backend on every model tried (resnet18, googlenet, squeezenet1_1, densenet121);
+# the torch backend ran within 10% of PyTorch eager. CUDA: the torch backend until the Triton
+# backend exists.
 DEFAULT_BACKEND = {"cpu": "onnxruntime", "cuda": "torch"}
 
 Source = str | os.PathLike | bytes | onnx.ModelProto | nn.Module
