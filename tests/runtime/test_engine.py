@@ -46,6 +46,19 @@ def test_any_batch_size_matches_pytorch(engine, model, n):
     assert relative_l2(out, model(batch)) < 1e-5
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dtype_float16_computes_in_float16(model, backend):
+    engine = fastcnn.load(model, device="cpu", dtype=torch.float16, backend=backend,
+                          example_input=torch.zeros(1, *SIZE))
+    assert engine.input_spec.dtype == torch.float16
+    batch = _batch(4)
+    out = engine.infer(batch.half())
+    assert out.dtype == torch.float16 and torch.isfinite(out).all()
+    assert relative_l2(out.float(), model(batch)) < 1e-2  # float16 tolerance of the brief
+    with pytest.raises(fastcnn.InputError, match="float32: wrong dtype"):
+        engine.infer(batch)  # a float32 batch is refused, not cast behind the user's back
+
+
 def test_call_is_infer_and_run_takes_a_list(engine):
     batch = _batch()
     (out,) = engine.run([batch])
