@@ -156,14 +156,28 @@ def _conv2d(node: Node) -> list[Spec]:
     return _spatial(view, w.shape[0])
 
 
+def _check_pool_padding(node: Node) -> None:
+    """Each pad must be smaller than the window, as ONNX Runtime requires: a larger pad makes a
+    window that lies wholly in the padding (a max of nothing, an average dividing by zero)."""
+    kh, kw = node.attrs["kernel"]
+    dh, dw = node.attrs.get("dilation", (1, 1))
+    spans = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    top, left, bottom, right = node.attrs["padding"]
+    if any(pad >= span for pad, span in zip((top, left, bottom, right), spans * 2)):
+        raise IRError(f"{node.name}: {node.op} padding {node.attrs['padding']} (top, left, bottom, right) "
+                      f"must be smaller than the {spans[0]}x{spans[1]} window on every side")
+
+
 @op("max_pool", (1, 1), kernel=INTS, stride=INTS, padding=INTS, dilation=INTS, ceil_mode=bool)
 def _max_pool(node: Node) -> list[Spec]:
+    _check_pool_padding(node)
     return _spatial(node, _x(node).shape[1], node.attrs["ceil_mode"])
 
 
 @op("avg_pool", (1, 1), kernel=INTS, stride=INTS, padding=INTS, ceil_mode=bool,
     count_include_pad=bool)
 def _avg_pool(node: Node) -> list[Spec]:
+    _check_pool_padding(node)
     return _spatial(node, _x(node).shape[1], node.attrs["ceil_mode"])
 
 

@@ -62,6 +62,18 @@ def test_schema_violations_are_refused():
         g.add_node("frobnicate", [x])
 
 
+@pytest.mark.parametrize("op, extra", [("max_pool", {"dilation": (1, 1)}), ("avg_pool", {"count_include_pad": True})])
+def test_pool_padding_must_be_smaller_than_the_window(op, extra):
+    g = Graph()
+    x = g.add_input("x", ("N", 3, 8, 8), "float32")
+    attrs = {"kernel": (3, 2), "stride": (1, 1), "ceil_mode": False, **extra}
+    ok = g.add_node(op, [x], {**attrs, "padding": (2, 1, 2, 1)})  # pads one less than the window
+    assert ok.outputs[0].shape == ("N", 3, 10, 9)
+    for padding in [(3, 0, 0, 0), (0, 2, 0, 0), (0, 0, 3, 0), (0, 0, 0, 2)]:
+        with pytest.raises(IRError, match="smaller than the 3x2 window"):
+            g.add_node(op, [x], {**attrs, "padding": padding})
+
+
 def test_reshape_resolves_batch_copies_and_minus_one():
     g = Graph()
     x = g.add_input("x", ("N", 16, 5, 5), "float32")
