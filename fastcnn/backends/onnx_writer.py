@@ -18,6 +18,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from fastcnn.ir import Graph, Node, Value
+from fastcnn.tables import registrar
 
 MIN_OPSET = 13  # Softmax's axis semantics and Clip's min/max inputs are 13's
 FLOAT_TYPES = ("float16", "float32", "float64")
@@ -60,15 +61,7 @@ NodeWriter = Callable[[_Writer, Node, list[str], str], list[onnx.NodeProto]]
 WRITERS: dict[str, NodeWriter] = {}
 
 
-def writes(*ops: str) -> Callable[[NodeWriter], NodeWriter]:
-    def decorator(fn: NodeWriter) -> NodeWriter:
-        for name in ops:
-            if name in WRITERS:
-                raise ValueError(f"ONNX writer for {name!r} registered twice")
-            WRITERS[name] = fn
-        return fn
-
-    return decorator
+writes = registrar(WRITERS, "ONNX writer for")
 
 
 def _simple(onnx_op: str, **rename: str) -> NodeWriter:

@@ -29,22 +29,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fastcnn.ir.ops import window_out
+from fastcnn.tables import registrar
 
 OpFn = Callable[[list[Any], dict[str, Any]], Tensor]
 TORCH_OPS: dict[str, OpFn] = {}
 
 
-def register(*names: str) -> Callable[[OpFn], OpFn]:
-    """Put the decorated function in :data:`TORCH_OPS` under each of ``names``, once."""
-
-    def decorator(fn: OpFn) -> OpFn:
-        for name in names:
-            if name in TORCH_OPS:
-                raise ValueError(f"torch op {name!r} registered twice")
-            TORCH_OPS[name] = fn
-        return fn
-
-    return decorator
+register = registrar(TORCH_OPS, "torch op")
 
 
 # -- windows ------------------------------------------------------------------------------

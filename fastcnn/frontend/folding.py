@@ -20,6 +20,7 @@ from onnx import TensorProto, helper
 
 from fastcnn.frontend.registry import attributes
 from fastcnn.frontend.symbolic import SymbolicValueError, simplify
+from fastcnn.tables import registrar
 
 # Never folded: random ops (a new value each run), control flow (converted instead), and
 # LRN, whose onnx.reference kernel in onnx 1.23 normalises over the wrong axis.
@@ -37,15 +38,7 @@ SymbolicFold = Callable[[onnx.NodeProto, Arrays, dict[str, Any], int], np.ndarra
 SYMBOLIC_FOLDS: dict[str, SymbolicFold] = {}
 
 
-def symbolic_fold(*op_types: str) -> Callable[[SymbolicFold], SymbolicFold]:
-    def register(fn: SymbolicFold) -> SymbolicFold:
-        for op_type in op_types:
-            if op_type in SYMBOLIC_FOLDS:
-                raise ValueError(f"two symbolic folds for {op_type!r}")
-            SYMBOLIC_FOLDS[op_type] = fn
-        return fn
-
-    return register
+symbolic_fold = registrar(SYMBOLIC_FOLDS, "symbolic fold for")
 
 
 def fold(node: onnx.NodeProto, arrays: list[np.ndarray | None], opset: int) -> list[np.ndarray] | None:

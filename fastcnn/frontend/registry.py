@@ -22,24 +22,14 @@ from onnx import helper
 
 from fastcnn.errors import InvalidModelError
 from fastcnn.frontend.context import ImportContext, Operand, Unsupported
+from fastcnn.tables import registrar
 
 Converter = Callable[..., Any]
 
 
 def table_decorator(table: dict[str, Converter]) -> Callable[..., Callable[[Converter], Converter]]:
     """A ``@converter("Conv", "ConvInteger"...)`` decorator that fills ``table``, refusing duplicates."""
-
-    def converter(*op_types: str) -> Callable[[Converter], Converter]:
-        def register(fn: Converter) -> Converter:
-            for op_type in op_types:
-                if op_type in table:
-                    raise ValueError(f"two converters for ONNX op {op_type!r}")
-                table[op_type] = fn
-            return fn
-
-        return register
-
-    return converter
+    return registrar(table, "converter for ONNX op")
 
 
 def merge_tables(*tables: dict[str, Converter]) -> dict[str, Converter]:
