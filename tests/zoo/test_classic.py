@@ -155,6 +155,7 @@ def test_lenet5_registers_the_papers_input_levels():
 
 # ---------------------------------------------------------------- AlexNet and ZFNet
 
+# The issue's table, biases included; its conv1 figure (34,848) omits conv1's 96 biases.
 ALEXNET_PARAMS = {"conv1": 34_944, "conv2": 307_456, "conv3": 885_120, "conv4": 663_936,
                   "conv5": 442_624, "fc6": 37_752_832, "fc7": 16_781_312, "fc8": 4_097_000}
 

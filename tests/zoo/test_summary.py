@@ -7,11 +7,9 @@ import sys
 import fastcnn
 from fastcnn.cli import main
 from fastcnn.zoo.summary import layer_table
+from tests.zoo.test_classic import ALEXNET_PARAMS  # the per-layer counts, kept in one place
 
 LENET_PARAMS = {"c1": 156, "s2": 12, "c3": 1_516, "s4": 32, "c5": 48_120, "f6": 10_164, "output": 840}
-# The table; conv1 there omits the 96 biases the paper gives it (34,848 weights).
-ALEXNET_PARAMS = {"conv1": 34_944, "conv2": 307_456, "conv3": 885_120, "conv4": 663_936,
-                  "conv5": 442_624, "fc6": 37_752_832, "fc7": 16_781_312, "fc8": 4_097_000}
 
 
 def _rows(name):
