@@ -23,6 +23,7 @@ change it. A result is never storage shared with an input or a constant (those a
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,10 +76,14 @@ class TorchExecutor:
         """A constant as a tensor on the device, in the run dtype when it is a float.
 
         On the CPU in the graph's own dtype it shares memory with the IR's array (no second
-        copy of VGG's half a gigabyte); nothing here writes to it.
+        copy of VGG's half a gigabyte). The IR's arrays are read-only, which torch warns about
+        because it cannot enforce it; nothing here writes to a constant, and results that
+        would share a constant's storage are copied (:func:`_fresh`).
         """
-        array = np.asarray(array, order="C")
-        tensor = torch.from_numpy(array) if array.flags.writeable else torch.tensor(array)
+        array = np.ascontiguousarray(array)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+            tensor = torch.from_numpy(array)
         return self._cast(tensor.to(self.device))
 
     def _cast(self, tensor: Tensor) -> Tensor:

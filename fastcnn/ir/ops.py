@@ -1,8 +1,10 @@
 """The IR's operations: for each, its inputs, its typed attributes, and its shape inference.
 
-A plain dict from op name to :class:`OpSchema`. The op set is what the classic CNNs need,
+A plain dict from op name to :class:`~fastcnn.ir.schema.OpSchema` (the full table, with the
+fused ops, is :data:`fastcnn.ir.op_table.OPS`). The op set is what the classic CNNs need,
 in a canonical form that the importer normalises ONNX into (explicit 4-value paddings,
-resolved reshape targets, ``Gemm`` kept whole); backends implement exactly these ops.
+resolved reshape targets, ``Gemm`` kept whole); backends implement exactly these ops. The
+fused ops the passes make are defined the same way, in :mod:`fastcnn.ir.fused_ops`.
 
 Paddings are ``(top, left, bottom, right)`` for 2-D ops, like ONNX's
 ``(begin..., end...)`` order for two spatial axes.
@@ -10,61 +12,11 @@ Paddings are ``(top, left, bottom, right)`` for 2-D ops, like ONNX's
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable
 
-from fastcnn.ir.graph import Dim, Node, Shape
+from fastcnn.ir.core import Dim, Node, Shape
+from fastcnn.ir.schema import Attr, IRError, Spec, schema_table
 
-Spec = tuple[Shape, str]
-
-
-class IRError(ValueError):
-    """A node that breaks its op's schema; the importer turns it into a fastcnn error."""
-
-
-@dataclass(frozen=True)
-class OpSchema:
-    name: str
-    num_inputs: tuple[int, int]  # (minimum, maximum); maximum -1 means any number
-    attrs: dict[str, type | tuple[type, ...]] = field(default_factory=dict)
-    infer: Callable[[Node], list[Spec]] | None = None
-
-
-OPS: dict[str, OpSchema] = {}
-
-
-def op(name: str, num_inputs: tuple[int, int], **attrs):
-    """Register the decorated shape function as op ``name``'s schema."""
-
-    def decorator(fn: Callable[[Node], list[Spec]]):
-        if name in OPS:
-            raise ValueError(f"op {name!r} defined twice")
-        OPS[name] = OpSchema(name, num_inputs, attrs, fn)
-        return fn
-
-    return decorator
-
-
-def infer(node: Node) -> list[Spec]:
-    """Check ``node`` against its schema and return its outputs' (shape, dtype)."""
-    schema = OPS.get(node.op)
-    if schema is None:
-        raise IRError(f"{node.name}: unknown op {node.op!r}")
-    low, high = schema.num_inputs
-    n = len(node.inputs)
-    if n < low or (high >= 0 and n > high):
-        raise IRError(f"{node.name}: {node.op} takes {low}..{high if high >= 0 else 'any'} inputs, got {n}")
-    for key, kind in schema.attrs.items():
-        if key not in node.attrs:
-            raise IRError(f"{node.name}: {node.op} needs attribute {key!r}")
-        if not isinstance(node.attrs[key], kind):
-            raise IRError(f"{node.name}: attribute {key!r} of {node.op} must be {kind}, "
-                          f"got {node.attrs[key]!r}")
-    extra = set(node.attrs) - set(schema.attrs)
-    if extra:
-        raise IRError(f"{node.name}: {node.op} has unknown attributes {sorted(extra)}")
-    return schema.infer(node)
-
+PLAIN_OPS, op, define = schema_table()
 
 # -- shape arithmetic -------------------------------------------------------------------
 def _x(node: Node, i: int = 0):
@@ -139,10 +91,13 @@ def _elementwise(node: Node) -> list[Spec]:
 
 # -- the ops ----------------------------------------------------------------------------
 INTS = tuple
-OPT_FLOAT = (float, type(None))
+OPT_FLOAT = Attr((float, type(None)), None)
+STRIDE = Attr(tuple, (1, 1))
+PADDING = Attr(tuple, (0, 0, 0, 0))
+DILATION = Attr(tuple, (1, 1))
 
 
-@op("conv2d", (2, 3), stride=INTS, padding=INTS, dilation=INTS, groups=int)
+@op("conv2d", (2, 3), stride=STRIDE, padding=PADDING, dilation=DILATION, groups=Attr(int, 1))
 def _conv2d(node: Node) -> list[Spec]:
     x, w = _x(node, 0), _x(node, 1)
     if len(w.shape) != 4:
@@ -168,14 +123,15 @@ def _check_pool_padding(node: Node) -> None:
                       f"must be smaller than the {spans[0]}x{spans[1]} window on every side")
 
 
-@op("max_pool", (1, 1), kernel=INTS, stride=INTS, padding=INTS, dilation=INTS, ceil_mode=bool)
+@op("max_pool", (1, 1), kernel=INTS, stride=STRIDE, padding=PADDING, dilation=DILATION,
+    ceil_mode=Attr(bool, False))
 def _max_pool(node: Node) -> list[Spec]:
     _check_pool_padding(node)
     return _spatial(node, _x(node).shape[1], node.attrs["ceil_mode"])
 
 
-@op("avg_pool", (1, 1), kernel=INTS, stride=INTS, padding=INTS, ceil_mode=bool,
-    count_include_pad=bool)
+@op("avg_pool", (1, 1), kernel=INTS, stride=STRIDE, padding=PADDING, ceil_mode=Attr(bool, False),
+    count_include_pad=Attr(bool, False))
 def _avg_pool(node: Node) -> list[Spec]:
     _check_pool_padding(node)
     return _spatial(node, _x(node).shape[1], node.attrs["ceil_mode"])
@@ -187,29 +143,31 @@ def _global_avg_pool(node: Node) -> list[Spec]:
     return [((*x.shape[:2], *([1] * (len(x.shape) - 2))), x.dtype)]
 
 
-OPS["global_max_pool"] = OpSchema("global_max_pool", (1, 1), {}, _global_avg_pool)
+define("global_max_pool", (1, 1), _global_avg_pool)
 
 
-@op("batch_norm", (5, 5), eps=float)
+@op("batch_norm", (5, 5), eps=Attr(float, 1e-5))
 def _batch_norm(node: Node) -> list[Spec]:
     return _same(node)
 
 
-@op("lrn", (1, 1), size=int, alpha=float, beta=float, bias=float)
+@op("lrn", (1, 1), size=int, alpha=Attr(float, 1e-4), beta=Attr(float, 0.75), bias=Attr(float, 1.0))
 def _lrn(node: Node) -> list[Spec]:
     return _same(node)
 
 
 for _name in ("relu", "sigmoid", "tanh", "identity"):
-    OPS[_name] = OpSchema(_name, (1, 1), {}, _same)
-OPS["clip"] = OpSchema("clip", (1, 1), {"min": OPT_FLOAT, "max": OPT_FLOAT}, _same)
-OPS["leaky_relu"] = OpSchema("leaky_relu", (1, 1), {"alpha": float}, _same)
-OPS["softmax"] = OpSchema("softmax", (1, 1), {"axis": int}, _same)
+    define(_name, (1, 1), _same)
+define("dropout", (1, 1), _same, ratio=Attr(float, 0.5))  # inference: the identity
+define("clip", (1, 1), _same, min=OPT_FLOAT, max=OPT_FLOAT)
+define("leaky_relu", (1, 1), _same, alpha=Attr(float, 0.01))
+define("softmax", (1, 1), _same, axis=int)
 for _name in ("add", "sub", "mul", "div"):
-    OPS[_name] = OpSchema(_name, (2, 2), {}, _elementwise)
+    define(_name, (2, 2), _elementwise)
 
 
-@op("gemm", (2, 3), alpha=float, beta=float, trans_a=bool, trans_b=bool)
+@op("gemm", (2, 3), alpha=Attr(float, 1.0), beta=Attr(float, 1.0), trans_a=Attr(bool, False),
+    trans_b=Attr(bool, False))
 def _gemm(node: Node) -> list[Spec]:
     a, b = _x(node, 0), _x(node, 1)
     if len(a.shape) != 2 or len(b.shape) != 2:
@@ -262,7 +220,7 @@ def _concat(node: Node) -> list[Spec]:
     return [((*first[:axis], total, *first[axis + 1:]), _x(node).dtype)]
 
 
-@op("flatten", (1, 1), axis=int)
+@op("flatten", (1, 1), axis=Attr(int, 1))
 def _flatten(node: Node) -> list[Spec]:
     x = _x(node)
     axis = node.attrs["axis"]
@@ -337,7 +295,7 @@ def _transpose(node: Node) -> list[Spec]:
     return [(tuple(x.shape[p] for p in perm), x.dtype)]
 
 
-@op("pad", (1, 1), pads=INTS, mode=str, value=float)
+@op("pad", (1, 1), pads=INTS, mode=Attr(str, "constant"), value=Attr(float, 0.0))
 def _pad(node: Node) -> list[Spec]:
     x = _x(node)
     pads = node.attrs["pads"]
@@ -352,7 +310,7 @@ def _pad(node: Node) -> list[Spec]:
     return [(shape, x.dtype)]
 
 
-@op("reduce_mean", (1, 1), axes=INTS, keepdims=bool)
+@op("reduce_mean", (1, 1), axes=INTS, keepdims=Attr(bool, True))
 def _reduce_mean(node: Node) -> list[Spec]:
     x = _x(node)
     rank = len(x.shape)

@@ -1,7 +1,16 @@
-"""A readable text dump of a graph, one node per line, for debugging and tests."""
+"""A readable text dump of a graph, one node per line, for debugging and tests.
+
+Annotations show after a value's type: ``in cat_3[64:+/256]`` for a channel slice of a
+concat buffer (:class:`~fastcnn.ir.core.Storage`), ``NHWC`` for a layout other than NCHW.
+"""
 from __future__ import annotations
 
-from fastcnn.ir.graph import Graph, Value
+from typing import TYPE_CHECKING
+
+from fastcnn.ir.core import Value
+
+if TYPE_CHECKING:
+    from fastcnn.ir.graph import Graph
 
 
 def _value(v: Value | None) -> str:
@@ -11,7 +20,12 @@ def _value(v: Value | None) -> str:
 
 
 def _type(v: Value) -> str:
-    return f"{v.dtype}[{', '.join(map(str, v.shape))}]"
+    text = f"{v.dtype}[{', '.join(map(str, v.shape))}]"
+    if v.layout != "NCHW":
+        text += f" {v.layout}"
+    if v.storage is not None:
+        text += f" in {v.storage}"
+    return text
 
 
 def _attr(value) -> str:
@@ -22,7 +36,7 @@ def _attr(value) -> str:
     return repr(value)
 
 
-def dump(graph: Graph) -> str:
+def dump(graph: "Graph") -> str:
     lines = [f"graph {graph.name}("
              + ", ".join(f"%{v.name}: {_type(v)}" for v in graph.inputs) + ") {"]
     for c in graph.constants():
@@ -31,7 +45,8 @@ def dump(graph: Graph) -> str:
         outs = ", ".join(f"%{o.name}: {_type(o)}" for o in node.outputs)
         attrs = ", ".join(f"{k}={_attr(v)}" for k, v in node.attrs.items())
         args = ", ".join(_value(v) for v in node.inputs)
-        lines.append(f"  {outs} = {node.op}({args}){' {' + attrs + '}' if attrs else ''}  # {node.name}")
+        covers = f" <- {', '.join(node.sources)}" if node.sources and node.sources != (node.name,) else ""
+        lines.append(f"  {outs} = {node.op}({args}){' {' + attrs + '}' if attrs else ''}  # {node.name}{covers}")
     lines.append("  return " + ", ".join(_value(v) for v in graph.outputs))
     lines.append("}")
     return "\n".join(lines)

@@ -113,7 +113,7 @@ def test_results_are_fresh_tensors(executor) -> None:
             result.fill_(-1.0)
     assert torch.equal(x, torch.arange(8, dtype=torch.float32).reshape(2, 4))
     again = run.run([x])
-    assert torch.equal(again[2], torch.from_numpy(const.const)) and torch.equal(again[0], x)
+    assert torch.equal(again[2], torch.tensor(const.const)) and torch.equal(again[0], x)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

@@ -55,7 +55,7 @@ def test_schema_violations_are_refused():
     with pytest.raises(IRError, match="channels"):
         g.add_node("conv2d", [x, w], CONV)
     with pytest.raises(IRError, match="needs attribute"):
-        g.add_node("max_pool", [x], {"kernel": (2, 2)})
+        g.add_node("max_pool", [x], {"stride": (2, 2)})  # the kernel has no default
     with pytest.raises(IRError, match="must be"):
         g.add_node("flatten", [x], {"axis": 1.0})
     with pytest.raises(IRError, match="unknown op"):
@@ -88,7 +88,7 @@ def test_replace_all_uses_and_dead_code_removal_keep_the_graph_valid():
     g, x, conv, relu = _small_graph()
     sig = g.add_node("sigmoid", conv.outputs)
     g.replace_all_uses(relu.outputs[0], sig.outputs[0])
-    assert g.outputs == sig.outputs and not relu.outputs[0].users
+    assert g.outputs == sig.outputs and not relu.outputs[0].uses
     assert g.remove_dead_nodes() == 1 and relu not in g.nodes
     verify(g)
     with pytest.raises(ValueError, match="still used"):
@@ -111,7 +111,7 @@ def test_verifier_catches_a_stale_shape():
 
 def test_verifier_catches_a_broken_use_list():
     g, x, conv, _ = _small_graph()
-    x.users.clear()
+    x.uses.clear()
     with pytest.raises(IRError, match="use list"):
         verify(g)
 

@@ -1,0 +1,84 @@
+"""What a node costs at least: its arithmetic (FLOPs) and the bytes it must move.
+
+Both are lower bounds from shapes alone, on a specialized (fully static) graph: a node reads
+each distinct input once and writes each output once; weights count as read. A multiply-add
+is two FLOPs. Nodes that move nothing are *views*: reshape, flatten, identity and dropout
+(the same elements under another shape) and a concat whose inputs are already the slices of
+its buffer (:func:`fastcnn.ir.storage.concat_is_view`). The planner skips views, and the
+passes compare these numbers to decide whether a rewrite pays.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fastcnn.ir.core import Node, Value
+from fastcnn.ir.storage import concat_is_view
+
+VIEW_OPS = frozenset({"reshape", "flatten", "identity", "dropout"})
+
+
+def is_view(node: Node) -> bool:
+    """Whether ``node`` runs no kernel: its outputs are its input's elements, where they are."""
+    return node.op in VIEW_OPS or concat_is_view(node)
+
+
+def numel(value: Value) -> int:
+    if not all(isinstance(d, int) for d in value.shape):
+        raise ValueError(f"%{value.name} has a symbolic shape {value.shape}; specialize the graph first")
+    return math.prod(value.shape)
+
+
+def nbytes(value: Value) -> int:
+    return numel(value) * np.dtype(value.dtype).itemsize
+
+
+def node_bytes(node: Node) -> int:
+    """Bytes ``node`` must move at least: every distinct input read once, every output written once."""
+    if is_view(node):
+        return 0
+    inputs = {id(v): v for v in node.inputs if v is not None}
+    return sum(nbytes(v) for v in inputs.values()) + sum(nbytes(v) for v in node.outputs)
+
+
+def node_flops(node: Node) -> int:
+    """Floating-point operations of ``node`` (a multiply-add is two)."""
+    if is_view(node) or node.op == "concat":
+        return 0
+    fn = _FLOPS.get(node.op)
+    return fn(node) if fn is not None else sum(numel(v) for v in node.outputs)
+
+
+def _conv(node: Node) -> int:
+    outputs = node.outputs[:-1] if node.attrs.get("pooled_output") else node.outputs
+    per_output = 2 * math.prod(node.inputs[1].shape[1:])  # (C_in / groups) * kh * kw multiply-adds
+    return sum(numel(v) for v in outputs) * per_output
+
+
+def _gemm(node: Node) -> int:
+    weight = node.inputs[1]
+    return 2 * numel(node.outputs[0]) * (weight.shape[1] if node.attrs.get("trans_b") else weight.shape[0])
+
+
+def _matmul(node: Node) -> int:
+    return 2 * numel(node.outputs[0]) * node.inputs[0].shape[-1]
+
+
+def _window(node: Node) -> int:
+    x, out = node.inputs[0], node.outputs[0]
+    if node.op == "fused_pool" and node.attrs["mode"].startswith("global") or node.op.startswith("global"):
+        return numel(x)
+    return numel(out) * math.prod(node.attrs["kernel"])
+
+
+def _se_gate(node: Node) -> int:
+    x, w1 = node.inputs[0], node.inputs[1]
+    return numel(x) + 4 * x.shape[0] * math.prod(w1.shape)
+
+
+_FLOPS = {"conv2d": _conv, "fused_conv2d": _conv, "gemm": _gemm, "fused_gemm": _gemm, "matmul": _matmul,
+          "max_pool": _window, "avg_pool": _window, "global_avg_pool": _window, "global_max_pool": _window,
+          "fused_pool": _window, "se_gate": _se_gate,
+          "lrn": lambda n: numel(n.outputs[0]) * (2 * n.attrs["size"] + 3),
+          "batch_norm": lambda n: 2 * numel(n.outputs[0])}
