@@ -82,6 +82,7 @@ def _onnx_attr(value: Any) -> Any:
 
 
 for _ir, _onnx in {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "identity": "Identity",
+                   "dropout": "Identity",  # inference dropout; ONNX's Dropout also needs its ratio input
                    "add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "matmul": "MatMul",
                    "global_avg_pool": "GlobalAveragePool", "global_max_pool": "GlobalMaxPool"}.items():
     WRITERS[_ir] = _simple(_onnx)
@@ -178,6 +179,128 @@ def _reduce_mean(w: _Writer, node: Node, inputs: list[str], out: str) -> list[on
     if axes:
         args.append(w.initializer(np.array(axes, dtype=np.int64), f"{node.name}_axes"))
     return [helper.make_node("ReduceMean", args, [out], name=node.name, keepdims=keep)]
+
+
+# -- fused ops (fastcnn.ir.fused_ops), decomposed into standard ONNX nodes ------------------
+class _Chain:
+    """Standard ONNX nodes applied one after another to a value; the last one writes ``out``."""
+
+    def __init__(self, w: _Writer, node: Node, start: str) -> None:
+        self.w, self.node, self.current = w, node, start
+        self.protos: list[onnx.NodeProto] = []
+        self.last: onnx.NodeProto | None = None
+
+    def side(self, op_type: str, inputs: list[str], **attrs: Any) -> str:
+        """A node off the chain (a reshaped operand, say); returns its output's name."""
+        out = self.w.fresh(f"{self.node.name}/{op_type}")
+        self.protos.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+    def then(self, op_type: str, *extra: str, **attrs: Any) -> "_Chain":
+        self.current = self.side(op_type, [self.current, *extra], **attrs)
+        self.last = self.protos[-1]
+        return self
+
+    def activation(self, kind: str, attrs: dict[str, Any]) -> "_Chain":
+        if kind in ("relu", "sigmoid", "tanh"):
+            return self.then(kind.capitalize())
+        if kind == "leaky_relu":
+            return self.then("LeakyRelu", alpha=attrs["alpha"])
+        low, high = attrs.get("clip_min"), attrs.get("clip_max")
+        if kind == "clip" and (low is not None or high is not None):
+            like = self.node.inputs[0]
+            bounds = ["" if low is None else self.w.scalar(low, like, f"{self.node.name}_min"),
+                      "" if high is None else self.w.scalar(high, like, f"{self.node.name}_max")]
+            return self.then("Clip", *(bounds if high is not None else bounds[:1]))
+        return self
+
+    def prologue(self, scale: Value | None, shift: Value | None, relu: bool) -> "_Chain":
+        """``x * scale + shift`` per channel (the 1-D operands reshaped to C x 1 x 1), then ReLU."""
+        if scale is not None:
+            per_channel = self.w.initializer(np.array([-1, 1, 1], dtype=np.int64), f"{self.node.name}_cshape")
+            self.then("Mul", self.side("Reshape", [scale.name, per_channel]))
+            self.then("Add", self.side("Reshape", [shift.name, per_channel]))
+        return self.then("Relu") if relu else self
+
+    def nodes(self, out: str) -> list[onnx.NodeProto]:
+        """The chain's nodes, the last one writing ``out`` (an Identity when the chain is empty)."""
+        if self.last is None:
+            self.then("Identity")
+        self.last.output[0] = out
+        return self.protos
+
+
+def _optional(node: Node, index: int) -> Value | None:
+    return node.inputs[index] if index < len(node.inputs) else None
+
+
+@writes("fused_conv2d")
+def _fused_conv2d(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
+    a = node.attrs
+    chain = _Chain(w, node, node.inputs[0].name).prologue(_optional(node, 4), _optional(node, 5), a["prologue_relu"])
+    bias = [node.inputs[2].name] if _optional(node, 2) is not None else []
+    chain.then("Conv", node.inputs[1].name, *bias, strides=list(a["stride"]), pads=list(a["padding"]),
+               dilations=list(a["dilation"]), group=a["groups"])
+    chain.activation(a["activation"], a)
+    if _optional(node, 3) is not None:
+        chain.then("Add", node.inputs[3].name)
+    chain.activation(a["post_activation"], a)
+    splits, pooled = a["out_splits"], a["pooled_output"]
+    whole = out if not splits and not pooled else w.fresh(f"{node.name}/conv_out")
+    nodes = chain.nodes(whole)
+    if splits:
+        sizes = w.initializer(np.array(splits, dtype=np.int64), f"{node.name}_splits")
+        names = [v.name for v in node.outputs[:len(splits)]]
+        nodes.append(helper.make_node("Split", [whole, sizes], names, name=w.fresh(f"{node.name}/Split"), axis=1))
+    elif pooled:
+        nodes.append(helper.make_node("Identity", [whole], [out], name=w.fresh(f"{node.name}/out")))
+    if pooled:
+        nodes.append(helper.make_node("GlobalAveragePool", [whole], [node.outputs[-1].name],
+                                      name=w.fresh(f"{node.name}/pooled")))
+    return nodes
+
+
+@writes("fused_gemm")
+def _fused_gemm(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
+    chain = _Chain(w, node, inputs[0])
+    if len(node.inputs[0].shape) > 2:
+        chain.then("Flatten", axis=1)
+    chain.then("Gemm", *inputs[1:], transB=int(node.attrs["trans_b"]))
+    return chain.activation(node.attrs["activation"], node.attrs).nodes(out)
+
+
+_POOL_WRITERS = {"max": "max_pool", "avg": "avg_pool"}
+
+
+@writes("fused_pool")
+def _fused_pool(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
+    a = node.attrs
+    chain = _Chain(w, node, inputs[0]).prologue(_optional(node, 1), _optional(node, 2), a["prologue_relu"])
+    mode = a["mode"]
+    if mode.startswith("global"):
+        return chain.then("GlobalAveragePool" if mode == "global_avg" else "GlobalMaxPool").nodes(out)
+    pooled_input = w.fresh(f"{node.name}/pool_in")
+    plain_op = _POOL_WRITERS[mode]
+    keys = ("kernel", "stride", "padding", "ceil_mode") + (("dilation",) if mode == "max" else ("count_include_pad",))
+    plain = Node(plain_op, [node.inputs[0]], node.outputs, {k: a[k] for k in keys}, node.name)
+    return chain.nodes(pooled_input) + WRITERS[plain_op](w, plain, [pooled_input], out)
+
+
+@writes("se_gate")
+def _se_gate(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
+    x, w1, b1, w2, b2 = inputs
+    shape = w.initializer(np.array([0, -1, 1, 1], dtype=np.int64), f"{node.name}_shape")
+    chain = _Chain(w, node, x).then("GlobalAveragePool").then("Flatten", axis=1)
+    chain.then("Gemm", w1, b1, transB=1).then("Relu").then("Gemm", w2, b2, transB=1).then("Sigmoid")
+    return chain.then("Reshape", shape).nodes(out)
+
+
+@writes("se_scale")
+def _se_scale(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
+    chain = _Chain(w, node, inputs[0]).then("Mul", inputs[1])
+    if len(inputs) > 2:
+        chain.then("Add", inputs[2])
+    return chain.activation(node.attrs["post_activation"], node.attrs).nodes(out)
 
 
 # -- the model ------------------------------------------------------------------------------

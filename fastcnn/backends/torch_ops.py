@@ -143,6 +143,7 @@ TORCH_OPS["relu"] = _unary(torch.relu)
 TORCH_OPS["sigmoid"] = _unary(torch.sigmoid)
 TORCH_OPS["tanh"] = _unary(torch.tanh)
 TORCH_OPS["identity"] = _unary(lambda x: x)
+TORCH_OPS["dropout"] = _unary(lambda x: x)  # inference
 TORCH_OPS["add"] = lambda inputs, attrs: torch.add(inputs[0], inputs[1])
 TORCH_OPS["sub"] = lambda inputs, attrs: torch.sub(inputs[0], inputs[1])
 TORCH_OPS["mul"] = lambda inputs, attrs: torch.mul(inputs[0], inputs[1])
@@ -238,3 +239,79 @@ def reduce_mean(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
     x = inputs[0]
     axes = tuple(attrs["axes"]) or tuple(range(x.dim()))
     return x.mean(dim=axes, keepdim=attrs["keepdims"])
+
+
+# -- fused ops (fastcnn.ir.fused_ops), composed from the reference ops above ------------------
+# Each result below is a fresh tensor made by a reference op, so the epilogue may update it in
+# place; the numbers are those of the unfused graph, op for op.
+def _activate_(y: Tensor, attrs: dict[str, Any], kind: str) -> Tensor:
+    """Apply activation ``kind`` (``none``, ``relu``, ``clip``, ...) to ``y`` in place."""
+    if kind == "relu":
+        return y.relu_()
+    if kind == "sigmoid":
+        return y.sigmoid_()
+    if kind == "tanh":
+        return y.tanh_()
+    if kind == "leaky_relu":
+        return F.leaky_relu_(y, attrs["alpha"])
+    if kind == "clip" and (attrs["clip_min"] is not None or attrs["clip_max"] is not None):
+        return y.clamp_(attrs["clip_min"], attrs["clip_max"])
+    return y
+
+
+def _prologue(x: Tensor, scale: Tensor | None, shift: Tensor | None, relu: bool) -> Tensor:
+    """The per-channel batch norm and ReLU a consumer applies while it loads ``x``; the
+    consumer's zero (or -inf) padding comes after, as in the unfused graph."""
+    if scale is not None:
+        x = torch.addcmul(shift.view(1, -1, 1, 1), x, scale.view(1, -1, 1, 1))
+        return x.relu_() if relu else x
+    return torch.relu(x) if relu else x
+
+
+@register("fused_conv2d")
+def fused_conv2d(inputs: list[Any], attrs: dict[str, Any]) -> Tensor | list[Tensor]:
+    x, w, b, residual, scale, shift = (inputs + [None] * 6)[:6]
+    y = conv2d([_prologue(x, scale, shift, attrs["prologue_relu"]), w, b], attrs)
+    y = _activate_(y, attrs, attrs["activation"])
+    if residual is not None:
+        y = y.add_(residual)
+    y = _activate_(y, attrs, attrs["post_activation"])
+    outputs = list(y.split(list(attrs["out_splits"]), dim=1)) if attrs["out_splits"] else [y]
+    if attrs["pooled_output"]:
+        outputs.append(y.mean(dim=(2, 3), keepdim=True))
+    return outputs if len(outputs) > 1 else outputs[0]
+
+
+@register("fused_gemm")
+def fused_gemm(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    a, w, b = (inputs + [None])[:3]
+    a = a.flatten(1) if a.dim() > 2 else a
+    w = w.t() if attrs["trans_b"] else w
+    y = a @ w if b is None else torch.addmm(b, a, w)
+    return _activate_(y, attrs, attrs["activation"])
+
+
+_POOLS = {"max": max_pool, "avg": avg_pool, "global_avg": global_avg_pool, "global_max": global_max_pool}
+
+
+@register("fused_pool")
+def fused_pool(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    x, scale, shift = (inputs + [None] * 3)[:3]
+    return _POOLS[attrs["mode"]]([_prologue(x, scale, shift, attrs["prologue_relu"])], attrs)
+
+
+@register("se_gate")
+def se_gate(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    x, w1, b1, w2, b2 = inputs
+    pooled = x.mean(dim=(2, 3))
+    hidden = torch.addmm(b1, pooled, w1.t()).relu_()
+    return torch.addmm(b2, hidden, w2.t()).sigmoid_().view(*pooled.shape, 1, 1)
+
+
+@register("se_scale")
+def se_scale(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    x, gate, residual = (inputs + [None])[:3]
+    y = x * gate
+    if residual is not None:
+        y = y.add_(residual)
+    return y.relu_() if attrs["post_activation"] == "relu" else y
