@@ -146,11 +146,18 @@ class ImportContext:
         hint = f"{node_name}/{suffix}" if suffix else node_name
         outs = [out_name] if out_name else [hint]
         try:
-            ir_node = self.graph.add_node(op, values, attrs, name=hint, out_names=outs)
+            ir_node = self.graph.add_node(op, values, attrs, name=hint, out_names=outs,
+                                          sources=(self._source_label(op),))
         except IRError as exc:
             raise InvalidModelError(f"node {node_name!r} ({self.node.op_type if self.node else op}): "
                                     f"{exc}") from None
         return ir_node.outputs[0]
+
+    def _source_label(self, op: str) -> str:
+        """The ONNX node an IR node comes from, as plans show it (unnamed ones by their output)."""
+        if self.node is None:
+            return op
+        return self.node.name or f"<{self.node.op_type} -> {self.node.output[0] if self.node.output else '?'}>"
 
     def output_name(self, index: int = 0) -> str | None:
         """The ONNX name of the converted node's output ``index``, to name the IR value."""

@@ -75,10 +75,11 @@ def test_gemm_batchnorm_lrn_attributes_are_typed() -> None:
     assert gemm.outputs[0].shape == ("N", 5)
 
 
-def test_identity_and_dropout_pass_through() -> None:
+def test_identity_and_dropout_are_imported_as_they_are() -> None:
+    """The importer keeps them (the drop_identity pass removes them), so the IR says what the file says."""
     graph = import_text(text("g (float[N, 3] x) => (float[N, 3] y) "
                              "{ r = Relu (x) \n i = Identity (r) \n y = Dropout (i) }"))
-    assert ops(graph) == ["relu"]
+    assert ops(graph) == ["relu", "identity", "dropout"]
     assert graph.outputs[0].name == "y"
 
 

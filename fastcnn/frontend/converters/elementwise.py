@@ -1,7 +1,8 @@
 """Elementwise ops: arithmetic with broadcasting, activations, and the pass-throughs.
 
-Identity and Dropout (inference) emit nothing: their output is bound to their input. Sum
-and Mean of several inputs become chains of two-input adds, as the IR's arithmetic is binary.
+Identity and Dropout (inference) become the IR's ``identity`` and ``dropout``, which the
+``drop_identity`` pass removes. Sum and Mean of several inputs become chains of two-input
+adds, as the IR's arithmetic is binary.
 """
 from __future__ import annotations
 
@@ -85,7 +86,9 @@ def _bound(value: float | None, side: float) -> float | None:
 
 @converter("Identity")
 def identity(ctx: ImportContext, node: onnx.NodeProto, input: Operand) -> Operand:
-    return input
+    """Kept as an IR ``identity`` (the ``drop_identity`` pass removes it), so the imported graph
+    says what the file says."""
+    return ctx.emit("identity", [input], out_name=ctx.output_name())
 
 
 @converter("Dropout")
@@ -97,4 +100,12 @@ def dropout(ctx: ImportContext, node: onnx.NodeProto, data: Operand, ratio_input
         raise Unsupported("training_mode=True (random dropout)")
     if len(node.output) > 1 and ctx.is_used(node.output[1]):
         raise Unsupported("the mask output is not supported")
-    return data
+    return ctx.emit("dropout", [data], {"ratio": _dropout_ratio(ctx, ratio_input, ratio)},
+                    out_name=ctx.output_name())
+
+
+def _dropout_ratio(ctx: ImportContext, ratio_input: Operand, ratio: float) -> float:
+    """The ratio from the input (opset 12+) or the attribute; only recorded, inference ignores it."""
+    if isinstance(ratio_input, Folded) and not ratio_input.symbolic and ratio_input.array.size == 1:
+        return float(ratio_input.array.reshape(-1)[0])
+    return float(ratio)
