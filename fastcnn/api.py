@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import onnx
 import torch
@@ -20,6 +21,7 @@ from fastcnn.export import export_onnx
 from fastcnn.frontend import import_onnx, read_onnx
 from fastcnn.ir import Graph
 from fastcnn.runtime import Engine, resolve_device
+from fastcnn.runtime.engine import check_pass_options
 from fastcnn.zoo import list_models, model_info
 
 # The backend ``load`` picks when none is asked for, by device type.
@@ -34,7 +36,8 @@ Source = str | os.PathLike | bytes | onnx.ModelProto | nn.Module
 
 
 def load(source: Source, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
-         backend: str | None = None, example_input: torch.Tensor | None = None) -> Engine:
+         backend: str | None = None, example_input: torch.Tensor | None = None,
+         pipeline: str | None = None, disable_passes: Sequence[str] = ()) -> Engine:
     """Build an :class:`Engine` for ``source``: a zoo name, an ``.onnx`` path, or an ``nn.Module``.
 
     Args:
@@ -45,6 +48,10 @@ def load(source: Source, device: str | torch.device | None = None, dtype: torch.
         dtype: compute dtype; ``None`` keeps the model's (float32).
         backend: ``"torch"`` or ``"onnxruntime"``; ``None`` picks :data:`DEFAULT_BACKEND`.
         example_input: required for an ``nn.Module``; ignored otherwise.
+        pipeline: the passes to run (``fastcnn.passes.PIPELINES``); ``None`` is the backend's
+            own, ``"none"`` runs the graph as imported.
+        disable_passes: passes to skip, e.g. ``["place_concat"]``, to bisect a wrong result
+            to one pass (the ``FASTCNN_DISABLE_PASSES`` environment variable does the same).
     Raises:
         BackendUnavailableError: the device or backend asked for is not available (no fallback).
         InvalidModelError, UnsupportedModelError: the ONNX file is malformed or uses what
@@ -52,8 +59,10 @@ def load(source: Source, device: str | torch.device | None = None, dtype: torch.
     """
     device = resolve_device(device)
     backend = choose_backend(backend, device)
+    check_pass_options(pipeline, backend, disable_passes)
     graph = import_source(source, example_input)
-    return Engine(graph, backend=backend, device=device, dtype=dtype)
+    return Engine(graph, backend=backend, device=device, dtype=dtype, pipeline=pipeline,
+                  disable_passes=disable_passes)
 
 
 def choose_backend(backend: str | None, device: torch.device) -> str:

@@ -1,8 +1,10 @@
 """The :class:`Engine`: a graph bound to a backend and a device, built once and run many times.
 
-Building it does the slow work (the backend prepares its executor: a torch module list, an
-ONNX Runtime session); ``infer`` then only checks the input's shape and dtype, moves it to
-the device and runs the executor.
+Building it does the slow work: the passes rewrite a clone of the imported graph (the
+imported graph itself is never changed, so engines built from one graph stay independent),
+then the backend prepares its executor (a torch step list, an ONNX Runtime session).
+``infer`` then only checks the input's shape and dtype, moves it to the device and runs
+the executor.
 """
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ import torch
 
 from fastcnn.backends import create_executor
 from fastcnn.backends.onnx_writer import graph_to_onnx
-from fastcnn.errors import InputError
+from fastcnn.errors import InputError, UnsupportedModelError
 from fastcnn.ir import Graph
+from fastcnn.passes import PIPELINES, PassError, check_pass_names, disabled_from_env, run_pipeline
 from fastcnn.runtime.device import resolve_device
+from fastcnn.runtime.plan import Plan, make_plan
 from fastcnn.runtime.spec import InputSpec, as_tensor, check_input, dtype_name
 
 # protobuf cannot serialise a message over 2 GiB; larger weights go to a side file.
@@ -32,18 +36,25 @@ class Engine:
         backend: a key of ``fastcnn.backends.BACKENDS`` (``"torch"``, ``"onnxruntime"``).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``None`` picks CUDA when present.
         dtype: the floating-point dtype to compute in; ``None`` keeps the graph's.
+        pipeline: which passes run (a key of ``fastcnn.passes.PIPELINES``); ``None`` picks the
+            backend's own. ``"none"`` runs the graph as imported.
+        disable_passes: pass names to skip, on top of ``FASTCNN_DISABLE_PASSES``.
     Raises:
         BackendUnavailableError: the device or backend asked for is not available here.
+        InputError: an unknown pipeline or pass name.
     """
 
     def __init__(self, graph: Graph, backend: str = "torch", device: str | torch.device | None = "cpu",
-                 dtype: torch.dtype | None = None) -> None:
-        self.graph = graph
+                 dtype: torch.dtype | None = None, pipeline: str | None = None,
+                 disable_passes: Sequence[str] = ()) -> None:
+        self.source_graph = graph
         self.backend = backend
         self.device = resolve_device(device)
         self.dtype = dtype
-        self.input_specs = tuple(InputSpec.of(value, dtype) for value in graph.inputs)
-        self._executor = create_executor(backend, graph, self.device, dtype)
+        self.pipeline, disabled = check_pass_options(pipeline, backend, disable_passes)
+        self.graph = _rewrite(graph, self.pipeline, disabled)
+        self.input_specs = tuple(InputSpec.of(value, dtype) for value in self.graph.inputs)
+        self._executor = create_executor(backend, self.graph, self.device, dtype)
 
     @property
     def input_spec(self) -> InputSpec:
@@ -89,6 +100,12 @@ class Engine:
         onnx.checker.check_model(str(path), full_check=True)
         return path
 
+    @property
+    def plan(self) -> "Plan":
+        """The launches this engine's graph makes for a batch of one, with the memory plan
+        (:func:`fastcnn.runtime.plan.make_plan` gives other batch sizes)."""
+        return make_plan(self.graph, batch=1)
+
     def _require_single(self, what: str) -> None:
         if len(self.input_specs) != 1 or len(self.graph.outputs) != 1:
             raise InputError(f"engine.{what} needs a graph with one input and one output; this one has "
@@ -98,3 +115,33 @@ class Engine:
         specs = ", ".join(repr(spec) for spec in self.input_specs)
         dtype = f", dtype={dtype_name(self.dtype)}" if self.dtype is not None else ""
         return f"Engine({self.graph.name!r}, backend={self.backend!r}, device='{self.device}'{dtype}, inputs=[{specs}])"
+
+
+def _pipeline_name(pipeline: str | None, backend: str) -> str:
+    if pipeline is None:  # an unknown backend is refused when its executor is made
+        return backend if backend in PIPELINES else "none"
+    name = pipeline
+    if name not in PIPELINES:
+        raise ValueError(f"unknown pipeline {name!r}; pipelines: {', '.join(PIPELINES)}")
+    return name
+
+
+def check_pass_options(pipeline: str | None, backend: str, disable_passes: Sequence[str]) -> list[str]:
+    """The pipeline's name and the passes to skip, or InputError; cheap, so ``load`` calls it
+    before any slow work."""
+    try:
+        return [_pipeline_name(pipeline, backend),
+                check_pass_names([*disable_passes, *disabled_from_env()])]
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _rewrite(graph: Graph, pipeline: str, disabled: list[str]) -> Graph:
+    """The passes of ``pipeline`` run on a clone of ``graph``."""
+    rewritten = graph.clone()
+    try:
+        run_pipeline(rewritten, pipeline, disabled)
+    except PassError as exc:
+        raise UnsupportedModelError(f"{exc}. This is a bug in fastcnn; load(..., disable_passes=[{exc.name!r}]) "
+                                    "runs the model without that pass") from exc
+    return rewritten
