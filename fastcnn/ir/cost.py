@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from fastcnn.ir.core import Node, Value
+from fastcnn.ir.core import Node, Value, product_dim
 from fastcnn.ir.storage import concat_is_view
 
 VIEW_OPS = frozenset({"reshape", "flatten", "identity", "dropout"})
@@ -24,22 +24,25 @@ def is_view(node: Node) -> bool:
     return node.op in VIEW_OPS or concat_is_view(node)
 
 
-def numel(value: Value) -> int:
-    if not all(isinstance(d, int) for d in value.shape):
-        raise ValueError(f"%{value.name} has a symbolic shape {value.shape}; specialize the graph first")
-    return math.prod(value.shape)
+def numel(value: Value, sizes: dict[str, int] | None = None) -> int:
+    """Elements of ``value``; symbolic dims take their size from ``sizes`` (e.g. ``{"N": 1}``)."""
+    try:
+        return math.prod(product_dim(d, sizes or {}) for d in value.shape)
+    except KeyError:
+        raise ValueError(f"%{value.name} has a symbolic shape {value.shape}; specialize the graph "
+                         "first or give the symbols' sizes") from None
 
 
-def nbytes(value: Value) -> int:
-    return numel(value) * np.dtype(value.dtype).itemsize
+def nbytes(value: Value, sizes: dict[str, int] | None = None) -> int:
+    return numel(value, sizes) * np.dtype(value.dtype).itemsize
 
 
-def node_bytes(node: Node) -> int:
+def node_bytes(node: Node, sizes: dict[str, int] | None = None) -> int:
     """Bytes ``node`` must move at least: every distinct input read once, every output written once."""
     if is_view(node):
         return 0
     inputs = {id(v): v for v in node.inputs if v is not None}
-    return sum(nbytes(v) for v in inputs.values()) + sum(nbytes(v) for v in node.outputs)
+    return sum(nbytes(v, sizes) for v in inputs.values()) + sum(nbytes(v, sizes) for v in node.outputs)
 
 
 def node_flops(node: Node) -> int:

@@ -74,3 +74,31 @@ def trim(inputs: list[Value | None]) -> list[Value | None]:
     while inputs and inputs[-1] is None:
         inputs.pop()
     return inputs
+
+
+def as_fused_gemm(graph: Graph, node: Node, a: Value | None = None) -> Node | None:
+    """``node`` itself if it is a fused_gemm; a gemm becomes one reading ``a`` (default: its own
+    first input; a 4-D tensor a Flatten fed it, say), or None when it cannot.
+
+    fused_gemm has no ``alpha``, ``beta`` or ``trans_a``: alpha and beta fold into new constant
+    weights and bias, so B must be constant unless alpha is 1, and C must be one number per
+    output column (or absent), constant unless beta is 1.
+    """
+    if node.op == "fused_gemm":
+        return node
+    if node.op != "gemm" or node.attrs["trans_a"]:
+        return None
+    alpha, beta = node.attrs["alpha"], node.attrs["beta"]
+    b, c = node.inputs[1], node.inputs[2] if len(node.inputs) > 2 else None
+    columns = node.outputs[0].shape[1]
+    if alpha != 1.0:
+        if constant(b) is None:
+            return None
+        b = new_constant(graph, constant(b).astype(np.float64) * alpha, f"{b.name}_alpha", like=b)
+    if c is not None and (beta != 1.0 or tuple(c.shape) != (columns,)):
+        bias = per_channel(constant(c), columns, 2) if isinstance(columns, int) else None
+        if bias is None:
+            return None
+        c = new_constant(graph, bias.astype(np.float64) * beta, f"{c.name}_beta", like=c)
+    return graph.fuse([node], "fused_gemm", trim([a or node.inputs[0], b, c]),
+                      {"trans_b": node.attrs["trans_b"]})
