@@ -27,13 +27,16 @@ BATCH_DIM = "N"
 
 def export_onnx(model_or_name: nn.Module | str, path: str | os.PathLike, opset: int = DEFAULT_OPSET,
                 input_size: tuple[int, int, int] | None = None,
-                dtype: torch.dtype = torch.float32) -> Path:
+                dtype: torch.dtype = torch.float32, keep_batch_norm: bool = False) -> Path:
     """Write ``model_or_name`` to ``path`` as ONNX and return the path.
 
     Args:
         model_or_name: a zoo model name (built with ``create_model(name)``) or an ``nn.Module``.
         input_size: ``(C, H, W)`` of one example; a zoo name supplies its own, a module needs it.
         dtype: the example input's dtype (and so the exported graph's).
+        keep_batch_norm: write each BatchNormalization as a node of its own, as files from
+            many other tools have them. By default torch folds a batch norm that follows a
+            convolution into it.
     Raises:
         InputError: a module without ``input_size``, or a malformed ``input_size``.
         ExportError: torch could not export the model or the file fails onnx's checks.
@@ -42,7 +45,7 @@ def export_onnx(model_or_name: nn.Module | str, path: str | os.PathLike, opset: 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros((1, *input_size), dtype=dtype)
-    _torch_export(model, example, path, opset)
+    _torch_export(model, example, path, opset, keep_batch_norm)
     _infer_and_check(path)
     return path
 
@@ -66,8 +69,14 @@ def _resolve_model(model_or_name: nn.Module | str,
     return model, input_size
 
 
-def _torch_export(model: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
-    """Run the TorchScript exporter, turning its failures into :class:`ExportError`."""
+def _torch_export(model: nn.Module, example: torch.Tensor, path: Path, opset: int,
+                  keep_batch_norm: bool = False) -> None:
+    """Run the TorchScript exporter, turning its failures into :class:`ExportError`.
+
+    The exporter folds Conv + BatchNormalization only in its EVAL training mode; PRESERVE
+    exports the (eval-mode) model as it is, batch norms included.
+    """
+    training = torch.onnx.TrainingMode.PRESERVE if keep_batch_norm else torch.onnx.TrainingMode.EVAL
     was_training = model.training
     model.eval()
     try:
@@ -80,11 +89,14 @@ def _torch_export(model: nn.Module, example: torch.Tensor, path: Path, opset: in
             warnings.filterwarnings("ignore", r"Constant folding - Only steps=1", UserWarning)
             # torch's own F.local_response_norm tests ``input.numel() == 0``; harmless in a trace.
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.nn\.functional")
+            # PRESERVE mode warns that folding may change parameters of a model in training
+            # mode; the model is in eval mode here.
+            warnings.filterwarnings("ignore", r".*constant folding be turned off", UserWarning)
             torch.onnx.export(
                 model, (example,), str(path), dynamo=False,
                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: {0: BATCH_DIM}, OUTPUT_NAME: {0: BATCH_DIM}},
-                opset_version=opset, do_constant_folding=True,
+                opset_version=opset, do_constant_folding=True, training=training,
             )
     except Exception as exc:  # torch raises many unrelated types here
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -113,3 +113,17 @@ def test_dtype_sets_the_graphs_dtype(tmp_path):
     actual = _ort_run(path, batch)
     assert actual.dtype == torch.float64
     np.testing.assert_allclose(actual.numpy(), model(batch).detach().numpy(), rtol=1e-12)
+
+
+def test_keep_batch_norm_writes_each_batch_norm_as_a_node(tmp_path):
+    """By default torch folds conv + BN; keep_batch_norm writes them as other tools do."""
+    model = randomize_batchnorm(fastcnn.create_model("resnet18", seed=0))
+    folded = onnx.load(str(fastcnn.export_onnx(model, tmp_path / "folded.onnx", input_size=(3, 64, 64))))
+    path = fastcnn.export_onnx(model, tmp_path / "kept.onnx", input_size=(3, 64, 64), keep_batch_norm=True)
+    kept = onnx.load(str(path))
+    count = lambda proto: sum(n.op_type == "BatchNormalization" for n in proto.graph.node)  # noqa: E731
+    assert count(folded) == 0 and count(kept) == 20
+    batch = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(batch)
+    assert relative_l2(_ort_run(path, batch), expected) < 1e-5
