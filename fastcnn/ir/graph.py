@@ -154,8 +154,9 @@ class Graph:
                     raise IRError(f"cannot fuse {[n.name for n in chain]}: %{out.name} is read elsewhere")
         sources = tuple(dict.fromkeys(s for n in chain for s in (n.sources or (n.name,))))
         anchor = at if at is not None else chain[-1]
-        fused = Node(op, list(inputs), [], with_defaults(op, attrs or {}), self.fresh_name(f"{chain[0].name}/{op}"),
-                     sources)
+        # Re-fusing a node keeps its name (it goes away below); a new kind of node is named after it.
+        name = chain[0].name if chain[0].op == op else self.fresh_name(f"{chain[0].name}/{op}")
+        fused = Node(op, list(inputs), [], with_defaults(op, attrs or {}), name, sources)
         specs = infer(fused)
         if len(specs) != len(outputs):
             raise IRError(f"{fused.name}: {op} makes {len(specs)} outputs, {len(outputs)} were given")

@@ -106,6 +106,9 @@ def _conv2d(node: Node) -> list[Spec]:
     if isinstance(x.shape[1], int) and x.shape[1] != w.shape[1] * groups:
         raise IRError(f"{node.name}: conv2d input has {x.shape[1]} channels, weight expects "
                       f"{w.shape[1]} x {groups} groups")
+    bias = node.inputs[2] if len(node.inputs) > 2 else None
+    if bias is not None and tuple(bias.shape) != (w.shape[0],):
+        raise IRError(f"{node.name}: conv2d bias must have shape ({w.shape[0]},), got {bias.shape}")
     node_attrs = {**node.attrs, "kernel": tuple(w.shape[2:])}
     view = Node(node.op, node.inputs, node.outputs, node_attrs, node.name)
     return _spatial(view, w.shape[0])

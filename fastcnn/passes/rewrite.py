@@ -5,11 +5,14 @@ it computes a new array and makes a new constant with :func:`new_constant`.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from fastcnn.ir import Graph, Node, Value
 
 CONV_ATTRS = ("stride", "padding", "dilation", "groups")
+ACTIVATION_OPS = ("relu", "clip", "sigmoid", "tanh", "leaky_relu")
 POOL_MODES = {"max_pool": "max", "avg_pool": "avg", "global_avg_pool": "global_avg",
               "global_max_pool": "global_max"}
 
@@ -24,6 +27,16 @@ def only_use(graph: Graph, value: Value) -> Node | None:
     if len(value.uses) != 1 or is_output(graph, value):
         return None
     return value.uses[0][0]
+
+
+def activation_attrs(node: Node) -> dict[str, Any]:
+    """The epilogue attributes (``activation``, ``alpha``, ``clip_min``, ``clip_max``) that compute
+    what the activation ``node`` (one of :data:`ACTIVATION_OPS`) computes."""
+    if node.op == "clip":
+        return {"activation": "clip", "clip_min": node.attrs["min"], "clip_max": node.attrs["max"]}
+    if node.op == "leaky_relu":
+        return {"activation": "leaky_relu", "alpha": node.attrs["alpha"]}
+    return {"activation": node.op}
 
 
 def constant(value: Value | None) -> np.ndarray | None:
