@@ -20,8 +20,22 @@ VIEW_OPS = frozenset({"reshape", "flatten", "identity", "dropout"})
 
 
 def is_view(node: Node) -> bool:
-    """Whether ``node`` runs no kernel: its outputs are its input's elements, where they are."""
-    return node.op in VIEW_OPS or concat_is_view(node)
+    """Whether ``node`` runs no kernel: its outputs are its input's elements, where they are.
+
+    A reshape of a channel slice of a concat buffer is no view: the slice is strided, and
+    the reshaped tensor is not, so that one copies.
+    """
+    if node.op in VIEW_OPS:
+        return node.inputs[0] is not None and node.inputs[0].storage is None
+    return concat_is_view(node)
+
+
+def accumulated(node: Node) -> list[Value]:
+    """Outputs a kernel accumulates in float32 with atomic adds, whatever the graph's dtype:
+    a convolution's pooled sums for a squeeze-excite gate."""
+    if node.op == "fused_conv2d" and node.attrs.get("pooled_output"):
+        return [node.outputs[-1]]
+    return []
 
 
 def numel(value: Value, sizes: dict[str, int] | None = None) -> int:
@@ -42,7 +56,9 @@ def node_bytes(node: Node, sizes: dict[str, int] | None = None) -> int:
     if is_view(node):
         return 0
     inputs = {id(v): v for v in node.inputs if v is not None}
-    return sum(nbytes(v, sizes) for v in inputs.values()) + sum(nbytes(v, sizes) for v in node.outputs)
+    sums = {id(v) for v in accumulated(node)}
+    written = sum(numel(v, sizes) * 4 if id(v) in sums else nbytes(v, sizes) for v in node.outputs)
+    return sum(nbytes(v, sizes) for v in inputs.values()) + written
 
 
 def node_flops(node: Node) -> int:

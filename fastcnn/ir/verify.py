@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 
 from fastcnn.ir.core import Node, Value
+from fastcnn.ir.cost import accumulated
 from fastcnn.ir.graph import Graph
 from fastcnn.ir.op_table import infer
 from fastcnn.ir.schema import IRError
@@ -120,6 +121,11 @@ def _check_slice(value: Value, by_name: dict[str, Value]) -> None:
         raise IRError(f"%{value.name} lives in %{slot.buffer}, which is not a buffer of its own")
     if len(value.shape) != 4 or len(root.shape) != 4 or root.shape[1] != slot.channel_stride:
         raise IRError(f"%{value.name} ({value.shape}) in {slot}: the buffer %{root.name} has shape {root.shape}")
+    if (value.dtype, value.layout) != (root.dtype, root.layout):
+        raise IRError(f"%{value.name} ({value.dtype}, {value.layout}) lives in %{root.name} "
+                      f"({root.dtype}, {root.layout}): a slice has its buffer's dtype and layout")
+    if value.producer is not None and any(value is v for v in accumulated(value.producer)):
+        raise IRError(f"%{value.name} is a sum accumulated in float32 and cannot live in a slice")
     same = (value.shape[0], *value.shape[2:]) == (root.shape[0], *root.shape[2:])
     if not same or slot.channel_offset < 0 or slot.channel_offset + value.shape[1] > slot.channel_stride:
         raise IRError(f"%{value.name} ({value.shape}) does not fit in {slot} of %{root.name} {root.shape}")
