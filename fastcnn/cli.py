@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -13,9 +14,11 @@ from typing import Iterator
 import torch
 
 import fastcnn
-from fastcnn.api import choose_backend
+from fastcnn.api import choose_backend, import_source
 from fastcnn.frontend import import_onnx, read_onnx
+from fastcnn.passes import PIPELINES, PassError, run_pipeline
 from fastcnn.runtime import resolve_device
+from fastcnn.runtime.plan import make_plan
 from fastcnn.zoo.summary import format_table, layer_table
 
 
@@ -65,6 +68,26 @@ def _cmd_run(args: argparse.Namespace) -> None:
         times = _time_runs(engine, batch, args.repeat)
     _print_report(args, engine, batch, times)
     _print_agreement(model, batch, output)
+
+
+def _cmd_plan(args: argparse.Namespace) -> None:
+    """The launches and memory of a model after a pipeline, as a table (and JSON)."""
+    is_file = args.model.endswith(".onnx") or Path(args.model).is_file()
+    name = Path(args.model).stem if is_file else fastcnn.model_info(args.model).name
+    with _step(f"importing {args.model}"):
+        graph = import_source(args.model).clone()
+    with _step(f"running the {args.pipeline!r} pipeline"):
+        try:
+            run_pipeline(graph, args.pipeline)
+        except PassError as exc:
+            raise fastcnn.UnsupportedModelError(f"{exc}; this is a bug in fastcnn, `--pipeline none` "
+                                                "plans the graph as imported") from exc
+    plan = make_plan(graph, batch=args.batch, name=name)
+    print(f"{plan.name}: pipeline {args.pipeline}, batch {plan.batch}, {plan.dtype}")
+    print(plan.format_table())
+    if args.json:
+        Path(args.json).write_text(json.dumps({"pipeline": args.pipeline, **plan.to_dict()}, indent=1))
+        print(f"wrote {args.json}", file=sys.stderr)
 
 
 def _random_batch(spec: "fastcnn.runtime.InputSpec", batch: int) -> torch.Tensor:
@@ -132,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     run.add_argument("--repeat", type=_positive_int, default=20, help="timed runs (default 20)")
     run.set_defaults(run=_cmd_run)
+    plan = commands.add_parser("plan", help="the kernel launches and activation memory of a model "
+                                            "after the passes")
+    plan.add_argument("model", help="zoo model name, or a path to an .onnx file")
+    plan.add_argument("--batch", type=_positive_int, default=1, help="batch size (default 1)")
+    plan.add_argument("--pipeline", default="full", choices=list(PIPELINES),
+                      help="the passes to run first (default full; none: the graph as imported)")
+    plan.add_argument("--json", metavar="PATH", help="also write the plan to PATH as JSON")
+    plan.set_defaults(run=_cmd_plan)
     return parser
 
 
