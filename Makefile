@@ -1,11 +1,12 @@
-# The two commands of the README: `make run` (the main job) and `make test`.
-# Both set up .venv first; the setup is redone only when pyproject.toml changes.
+# The two commands of the README: `make run` (the main job) and `make test` (what CI runs:
+# every test but the `slow` ones). `make test-all` runs the slow ones too.
+# All set up .venv first; the setup is redone only when pyproject.toml changes.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MODEL ?= googlenet
 BATCH ?= 8
 
-.PHONY: setup run test
+.PHONY: setup run test test-all
 
 setup: $(VENV)/.installed
 
@@ -24,4 +25,7 @@ run: setup
 	$(VENV)/bin/fastcnn run $(MODEL) --batch $(BATCH)
 
 test: setup
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: setup
 	$(PY) -m pytest -q

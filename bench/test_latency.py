@@ -4,7 +4,12 @@ Run with ``python -m pytest bench/test_latency.py`` (never part of the default t
 ``--benchmark-json=FILE`` to keep the numbers). Each (device, model, batch) is one
 pytest-benchmark group, so the implementations sit next to each other in the table; every
 implementation's answer is checked against PyTorch eager (float32, same device) after it is
-timed. The CPU groups decide ``fastcnn.api.DEFAULT_BACKEND["cpu"]``; the CUDA groups (run only
+timed. Rounds alternate, so that slow drifts of the machine (a noisy neighbour, the heap's
+state) fall on every implementation alike: before each timed round of one implementation,
+every other implementation of its group runs once, untimed; then, after a 50 ms pause that
+lets their thread pools stop spinning (ONNX Runtime's and OpenMP's workers spin after a run
+and, on 2 cores, slowed the next implementation 2x), the timed implementation runs once
+untimed, so it is timed warm, as a caller running batches back to back sees it. The CPU groups decide ``fastcnn.api.DEFAULT_BACKEND["cpu"]``; the CUDA groups (run only
 where torch sees a GPU) are the baseline the Triton engine has to beat. CUDA timings end with
 ``torch.cuda.synchronize()`` so that pytest-benchmark's host clock reads finished work.
 ``FASTCNN_BENCH_MODELS=resnet18,vgg16`` picks other models.
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from typing import Callable
 
 import pytest
@@ -22,14 +28,21 @@ import fastcnn
 
 MODELS = os.environ.get("FASTCNN_BENCH_MODELS", "resnet18,googlenet,squeezenet1_1,densenet121").split(",")
 BATCHES = [1, 8]
+# "fastcnn-<backend>" runs the backend's own pipeline of passes; "-unfused" runs the graph as
+# imported (pipeline "none") and "-full" every pass, so the passes' effect on that backend is
+# measured in the same run. FASTCNN_BENCH_CPU=impl,impl,... picks the CPU implementations.
 IMPLEMENTATIONS = {
-    "cpu": ["pytorch-eager", "fastcnn-torch", "fastcnn-onnxruntime"],
-    "cuda": ["pytorch-eager", "torch-compile", "fastcnn-torch"],
+    "cpu": os.environ.get("FASTCNN_BENCH_CPU", "pytorch-eager,fastcnn-torch,fastcnn-torch-unfused,"
+                          "fastcnn-onnxruntime,fastcnn-onnxruntime-unfused").split(","),
+    "cuda": ["pytorch-eager", "torch-compile", "fastcnn-torch", "fastcnn-torch-unfused"],
 }
+PIPELINE_SUFFIXES = {"-unfused": "none", "-full": "full"}
 CASES = [(device, impl) for device, impls in IMPLEMENTATIONS.items() for impl in impls]
 # TF32 would make eager and fastcnn-torch differ from the float32 reference by ~1e-3; the
 # float32 comparison below is about the same arithmetic, so TF32 stays off everywhere.
 TOLERANCE = 1e-4 if torch.cuda.is_available() else 1e-5
+ROUNDS = {1: 15, 8: 7}  # timed rounds per implementation; each round also runs the others once
+SETTLE_SECONDS = 0.05
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
@@ -50,9 +63,13 @@ def _runner(implementation: str, name: str, device: str) -> Runner:
             with torch.inference_mode():
                 return forward(batch)
         return eager
-    backend = implementation.removeprefix("fastcnn-")
+    backend, pipeline = implementation.removeprefix("fastcnn-"), None
+    for suffix, passes in PIPELINE_SUFFIXES.items():
+        if backend.endswith(suffix):
+            backend, pipeline = backend.removesuffix(suffix), passes
     example = torch.zeros(1, *fastcnn.model_info(name).input_size)
-    engine = fastcnn.load(model.cpu(), device=device, backend=backend, example_input=example)
+    engine = fastcnn.load(model.cpu(), device=device, backend=backend, example_input=example,
+                          pipeline=pipeline)
     model.to(device)
     engine.warmup()
     return engine.infer
@@ -85,10 +102,19 @@ def test_latency(benchmark, device, implementation, name, batch_size):
     benchmark.extra_info.update(device=device, model=name, batch=batch_size, threads=torch.get_num_threads(),
                                 torch=torch.__version__)
     run = _synchronized(_runner(implementation, name, device), device)
+    others = [_synchronized(_runner(other, name, device), device)
+              for other in IMPLEMENTATIONS[device] if other != implementation]
     batch = torch.randn(batch_size, *fastcnn.model_info(name).input_size,
                         generator=torch.Generator().manual_seed(0)).to(device)
-    run(batch)  # first call outside the timing: allocator, session and compile warm-up
-    output = benchmark(run, batch)
+
+    def alternate() -> tuple[tuple[torch.Tensor], dict]:
+        for other in others:
+            other(batch)
+        time.sleep(SETTLE_SECONDS)
+        run(batch)
+        return (batch,), {}
+
+    output = benchmark.pedantic(run, setup=alternate, rounds=ROUNDS.get(batch_size, 5), warmup_rounds=1)
     with torch.inference_mode():
         expected = _model(name, device)(batch)
     assert _relative_l2(output, expected) < TOLERANCE

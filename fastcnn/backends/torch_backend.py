@@ -80,7 +80,7 @@ class TorchExecutor:
         because it cannot enforce it; nothing here writes to a constant, and results that
         would share a constant's storage are copied (:func:`_fresh`).
         """
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array, order="C")  # (np.ascontiguousarray would make a 0-d array 1-d)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
             tensor = torch.from_numpy(array)

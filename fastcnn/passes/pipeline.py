@@ -71,11 +71,19 @@ PASSES: dict[str, Pass] = {
 }
 
 # The pipeline per backend. "full" is what the fused GPU engine executes (and what
-# `fastcnn plan` shows); the CPU backends keep what measurably pays on them.
+# `fastcnn plan` shows); the CPU backends keep what measurably pays on them
+# (bench/test_latency.py, fastcnn-<backend> against fastcnn-<backend>-unfused):
+# - torch runs every pass: its fused ops are the reference compositions with the epilogue done
+#   in place on the convolution's fresh output, and nothing measured slower;
+# - ONNX Runtime fuses Conv+activation and Conv+Add itself, and a prologue decomposed back
+#   into ONNX is a Mul/Add/Relu per consumer that it cannot fuse: with every pass, densenet121
+#   ran 19-32% slower and googlenet and inception_v3 3-8% slower than unfused (2026-11-30,
+#   2-core VM, bench/results/2026-11-30-cpu-2core-ort-pipelines.json). It keeps the folds,
+#   which only remove work, and measured the same as unfused.
 PIPELINES: dict[str, tuple[str, ...]] = {
     "full": tuple(PASSES),
     "torch": tuple(PASSES),
-    "onnxruntime": tuple(PASSES),
+    "onnxruntime": ("drop_identity", "fold_batch_norm", "fold_channel_affine", "reduce_mean_to_pool"),
     "none": (),
 }
 

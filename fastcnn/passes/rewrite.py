@@ -58,7 +58,7 @@ def new_constant(graph: Graph, array: np.ndarray, hint: str, like: Value | None 
     """A new constant for ``array``, in ``like``'s dtype when given."""
     if like is not None:
         array = array.astype(like.dtype)
-    return graph.constant(np.ascontiguousarray(array), hint)
+    return graph.constant(np.asarray(array, order="C"), hint)
 
 
 def conv_inputs(node: Node) -> list[Value | None]:

@@ -234,9 +234,17 @@ def format_table(plan: Plan) -> str:
 
 
 def _sources(sources: tuple[str, ...]) -> str:
+    """Every ONNX node a launch covers, their common path said once:
+    ``/layer1/layer1.0/{conv3/Conv, Add, relu_2/Relu}``."""
     if len(sources) <= 1:
         return "".join(sources)
-    return f"{sources[0]} (+{len(sources) - 1})"
+    parts = [s.split("/") for s in sources]
+    common = 0
+    while all(len(p) > common + 1 and p[common] == parts[0][common] for p in parts):
+        common += 1
+    prefix = "/".join(parts[0][:common])
+    rests = ", ".join("/".join(p[common:]) for p in parts)
+    return f"{prefix}/{{{rests}}}" if common else rests
 
 
 def _size(n: int) -> str:
