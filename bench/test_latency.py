@@ -9,8 +9,10 @@ state) fall on every implementation alike: before each timed round of one implem
 every other implementation of its group runs once, untimed; then, after a 50 ms pause that
 lets their thread pools stop spinning (ONNX Runtime's and OpenMP's workers spin after a run
 and, on 2 cores, slowed the next implementation 2x), the timed implementation runs once
-untimed, so it is timed warm, as a caller running batches back to back sees it. The CPU groups decide ``fastcnn.api.DEFAULT_BACKEND["cpu"]``; the CUDA groups (run only
-where torch sees a GPU) are the baseline the Triton engine has to beat. CUDA timings end with
+untimed, so it is timed warm, as a caller running batches back to back sees it.
+
+The CPU groups decide ``fastcnn.api.DEFAULT_BACKEND["cpu"]`` and each CPU backend's pipeline
+of passes; the CUDA groups (run only where torch sees a GPU) are the baseline the Triton engine has to beat. CUDA timings end with
 ``torch.cuda.synchronize()`` so that pytest-benchmark's host clock reads finished work.
 ``FASTCNN_BENCH_MODELS=resnet18,vgg16`` picks other models.
 """

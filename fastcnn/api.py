@@ -50,7 +50,7 @@ def load(source: Source, device: str | torch.device | None = None, dtype: torch.
         example_input: required for an ``nn.Module``; ignored otherwise.
         pipeline: the passes to run (``fastcnn.passes.PIPELINES``); ``None`` is the backend's
             own, ``"none"`` runs the graph as imported.
-        disable_passes: passes to skip, e.g. ``["place_concat"]``, to bisect a wrong result
+        disable_passes: passes to skip, e.g. ``["fuse_concat"]``, to bisect a wrong result
             to one pass (the ``FASTCNN_DISABLE_PASSES`` environment variable does the same).
     Raises:
         BackendUnavailableError: the device or backend asked for is not available (no fallback).

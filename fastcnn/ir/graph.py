@@ -19,8 +19,8 @@ import numpy as np
 
 from fastcnn.ir.core import Node, Shape, Value, product_dim, read_only
 from fastcnn.ir.op_table import infer, with_defaults
-from fastcnn.ir.schema import IRError
 from fastcnn.ir.printer import dump
+from fastcnn.ir.schema import IRError
 
 
 class Graph:

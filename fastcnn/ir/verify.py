@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from fastcnn.ir.core import Node, Value
+from fastcnn.ir.core import LAYOUTS, Node, Value
 from fastcnn.ir.cost import accumulated
 from fastcnn.ir.graph import Graph
 from fastcnn.ir.op_table import infer
@@ -32,6 +32,8 @@ def verify(graph: Graph) -> None:
     for value in values:
         if value.is_const:
             _check_constant(value)
+        if value.layout not in LAYOUTS:
+            raise IRError(f"%{value.name} has layout {value.layout!r}; layouts are {LAYOUTS}")
     _check_storage(graph, values)
 
 

@@ -22,13 +22,13 @@ from fastcnn.passes.drop_identity import drop_identity
 from fastcnn.passes.fold_batch_norm import fold_batch_norm
 from fastcnn.passes.fold_channel_affine import fold_channel_affine
 from fastcnn.passes.fold_flatten_into_gemm import fold_flatten_into_gemm
+from fastcnn.passes.fuse_concat import fuse_concat
 from fastcnn.passes.fuse_conv_epilogue import fuse_conv_epilogue
 from fastcnn.passes.fuse_gemm_epilogue import fuse_gemm_epilogue
 from fastcnn.passes.fuse_prologue import fuse_prologue
 from fastcnn.passes.fuse_se_pooling import fuse_se_pooling
 from fastcnn.passes.fuse_squeeze_excite import fuse_squeeze_excite
 from fastcnn.passes.merge_sibling_convs import merge_sibling_convs
-from fastcnn.passes.place_concat import place_concat
 from fastcnn.passes.reduce_mean_to_pool import reduce_mean_to_pool
 
 Pass = Callable[[Graph], bool]
@@ -67,7 +67,7 @@ PASSES: dict[str, Pass] = {
     # After epilogues and prologues, which siblings must share to be merged.
     "merge_sibling_convs": merge_sibling_convs,
     # Last: every producer is final, so each can be told where in a concat buffer to write.
-    "place_concat": place_concat,
+    "fuse_concat": fuse_concat,
 }
 
 # The pipeline per backend. "full" is what the fused GPU engine executes (and what

@@ -98,7 +98,6 @@ def test_topological_sort_restores_any_shuffle_and_finds_cycles():
         g.topological_sort()
         assert [n.name for n in g.nodes] == expected
     verify(g)
-    relu = g.nodes[1]
     g.set_input(g.nodes[0], 0, g.nodes[2].outputs[0])  # conv reads sigmoid: a cycle
     with pytest.raises(IRError, match="cycle"):
         g.topological_sort()

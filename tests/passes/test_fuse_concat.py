@@ -1,4 +1,4 @@
-"""place_concat: concat inputs (and DenseNet's prefix concats) become channel slices of one buffer.
+"""fuse_concat: concat inputs (and DenseNet's prefix concats) become channel slices of one buffer.
 
 Storage is an annotation the reference backends ignore, so ``check_rewrite`` mostly shows the
 graph is intact; the structural assertions (exact Storage, ``concat_is_view``, ``is_view``) are
@@ -16,7 +16,7 @@ from fastcnn.ir import Graph, Storage, Value, verify
 from fastcnn.ir.cost import is_view
 from fastcnn.ir.storage import concat_is_view
 from fastcnn.passes import run_pipeline
-from fastcnn.passes.place_concat import place_concat
+from fastcnn.passes.fuse_concat import fuse_concat
 from tests.passes.helpers import Builder, check_rewrite, rewrite
 
 
@@ -42,9 +42,9 @@ def storages(graph: Graph, *values: Value) -> list[Storage | None]:
 
 
 def assert_untouched(graph: Graph) -> None:
-    """place_concat changes nothing: every concat stays a copy and no value is placed."""
-    rewritten = rewrite(graph, "place_concat")
-    assert not place_concat(graph.clone())
+    """fuse_concat changes nothing: every concat stays a copy and no value is placed."""
+    rewritten = rewrite(graph, "fuse_concat")
+    assert not fuse_concat(graph.clone())
     assert all(v.storage is None for v in rewritten.values())
     assert not any(concat_is_view(n) or is_view(n) for n in concats(rewritten))
 
@@ -60,7 +60,7 @@ def test_inception_module_writes_each_branch_into_its_slice():
     b3 = max_pool(b, b.x)  # a reduction block concatenates the max pool itself
     cat = concat(b, b1, b2, b3)
     graph = b.output(b.conv(cat, 5, kernel=1, padding=0))
-    out = check_rewrite(graph, "place_concat")
+    out = check_rewrite(graph, "fuse_concat")
     assert storages(out, b1, b2, b3) == [Storage(cat.name, 0, 18), Storage(cat.name, 4, 18),
                                          Storage(cat.name, 10, 18)]
     assert storages(out, cat, reduce) == [None, None]  # the concat's output is the buffer
@@ -72,7 +72,7 @@ def test_concat_that_is_a_graph_output_is_the_buffer():
     b = Builder((1, 4, 5, 5))
     left, right = b.conv(b.x, 2), b.conv(b.x, 3)
     cat = concat(b, left, right, axis=-3)  # -3 is the channel axis of a 4-D tensor too
-    out = check_rewrite(b.output(cat), "place_concat")
+    out = check_rewrite(b.output(cat), "fuse_concat")
     assert storages(out, left, right, cat) == [Storage(cat.name, 0, 5), Storage(cat.name, 2, 5), None]
     assert concat_is_view(concats(out)[0])
 
@@ -85,7 +85,7 @@ def test_nested_concat_inputs_take_absolute_offsets_in_the_outer_buffer():
     inner = concat(b, inner_left, inner_right)  # Inception-v3's E block: a concat in the concat
     pool = max_pool(b, b.x)
     outer = concat(b, a, inner, pool)
-    out = check_rewrite(b.output(b.conv(outer, 4, kernel=1, padding=0)), "place_concat")
+    out = check_rewrite(b.output(b.conv(outer, 4, kernel=1, padding=0)), "fuse_concat")
     root = outer.name
     assert storages(out, a, inner, inner_left, inner_right, pool, outer) == [
         Storage(root, 0, 18), Storage(root, 4, 18), Storage(root, 4, 18), Storage(root, 7, 18),
@@ -103,12 +103,12 @@ def test_dense_block_concats_are_views_of_one_buffer():
         features.append(b.conv(b.node("relu", [prefixes[-1]]), 2))
     last = concat(b, *features)
     graph = b.output(b.conv(last, 3, kernel=1, padding=0))
-    out = check_rewrite(graph, "place_concat")
+    out = check_rewrite(graph, "fuse_concat")
     root = last.name
     assert storages(out, *features) == [Storage(root, c, 10) for c in (0, 4, 6, 8)]
     assert storages(out, *prefixes, last) == [Storage(root, 0, 10)] * 3 + [None]
     assert all(concat_is_view(n) and is_view(n) for n in concats(out))
-    assert not place_concat(out)  # a fixed point: a second run changes nothing
+    assert not fuse_concat(out)  # a fixed point: a second run changes nothing
 
 
 def test_a_view_made_late_makes_a_later_concat_a_view():
@@ -118,7 +118,7 @@ def test_a_view_made_late_makes_a_later_concat_a_view():
     inner = concat(b, x0, y1)
     middle = concat(b, inner, y2)  # the same channels as `last`, spelled through `inner`
     last = concat(b, x0, y1, y2)
-    out = check_rewrite(b.output(b.node("add", [middle, last])), "place_concat")
+    out = check_rewrite(b.output(b.node("add", [middle, last])), "fuse_concat")
     root = last.name
     assert storages(out, x0, y1, y2, inner, middle, last) == [
         Storage(root, 0, 7), Storage(root, 4, 7), Storage(root, 6, 7), Storage(root, 0, 7), Storage(root, 0, 7), None]
@@ -132,7 +132,7 @@ def test_split_outputs_of_one_convolution_are_placed_each_on_its_own():
                                      {"padding": (1, 1, 1, 1), "activation": "relu", "out_splits": (3, 5)}).outputs
     pool = max_pool(b, b.conv(b.x, 2))
     cat = concat(b, second, pool, first)
-    out = check_rewrite(b.output(cat), "place_concat")
+    out = check_rewrite(b.output(cat), "fuse_concat")
     assert storages(out, second, pool, first) == [Storage(cat.name, 0, 10), Storage(cat.name, 5, 10),
                                                   Storage(cat.name, 7, 10)]
 
@@ -142,7 +142,7 @@ def test_a_tensor_two_unrelated_concats_want_goes_to_the_later_one():
     shared, early, late = b.conv(b.x, 2), b.conv(b.x, 3), b.conv(b.x, 1)
     first = concat(b, shared, early)
     second = concat(b, late, shared)
-    out = check_rewrite(b.output(b.node("add", [b.conv(first, 2), b.conv(second, 2)])), "place_concat")
+    out = check_rewrite(b.output(b.node("add", [b.conv(first, 2), b.conv(second, 2)])), "fuse_concat")
     assert storages(out, late, shared, early, first) == [Storage(second.name, 0, 3), Storage(second.name, 1, 3),
                                                          None, None]
     copy, view = concats(out)
@@ -155,7 +155,7 @@ def test_an_inner_concat_that_cannot_be_a_view_copies_into_its_slice():
     inner = concat(b, b.x, inner_left)  # the graph input keeps it a copy
     a = b.conv(b.x, 3)
     outer = concat(b, a, inner)
-    out = check_rewrite(b.output(outer), "place_concat")
+    out = check_rewrite(b.output(outer), "fuse_concat")
     assert storages(out, a, inner, inner_left) == [Storage(outer.name, 0, 9), Storage(outer.name, 3, 9), None]
     copy, view = concats(out)
     assert not concat_is_view(copy) and concat_is_view(view)
@@ -167,7 +167,7 @@ def test_a_prefix_concat_that_is_a_graph_output_stays_a_copy():
     prefix = concat(b, x0)
     y1 = b.conv(prefix, 2)
     last = concat(b, x0, y1)
-    out = check_rewrite(b.output(last, prefix), "place_concat")
+    out = check_rewrite(b.output(last, prefix), "fuse_concat")
     assert storages(out, x0, y1, prefix) == [Storage(last.name, 0, 6), Storage(last.name, 4, 6), None]
     copy, view = concats(out)
     assert not concat_is_view(copy) and concat_is_view(view)
@@ -266,21 +266,21 @@ def _zoo(name: str) -> Graph:
 
 def test_every_densenet121_concat_is_a_view():
     graph = _zoo("densenet121").clone()
-    assert run_pipeline(graph, ["place_concat"]) == ["place_concat"]
+    assert run_pipeline(graph, ["fuse_concat"]) == ["fuse_concat"]
     verify(graph)
     assert all(concat_is_view(node) for node in concats(graph))
 
 
 def test_inception_v3_concats_of_unfused_relus_stay_copies():
     graph = _zoo("inception_v3").clone()
-    assert run_pipeline(graph, ["place_concat"]) == []
+    assert run_pipeline(graph, ["fuse_concat"]) == []
     verify(graph)
     assert all(v.storage is None for v in graph.values())
 
 
 def test_every_inception_v3_concat_is_a_view_once_epilogues_are_fused():
     graph = _zoo("inception_v3").clone()
-    changed = run_pipeline(graph, ["drop_identity", "fold_batch_norm", "fuse_conv_epilogue", "place_concat"])
+    changed = run_pipeline(graph, ["drop_identity", "fold_batch_norm", "fuse_conv_epilogue", "fuse_concat"])
     if "fuse_conv_epilogue" not in changed:
         pytest.skip("fuse_conv_epilogue fused nothing (not written yet), so ReLUs still feed the concats")
     verify(graph)

@@ -40,7 +40,7 @@ SLICE_WRITERS = frozenset({"conv2d", "fused_conv2d", "max_pool", "avg_pool", "fu
                            "lrn", "concat"})
 
 
-def place_concat(graph: Graph) -> bool:
+def fuse_concat(graph: Graph) -> bool:
     """Give concat inputs (and prefix concats' outputs) storage in one buffer; see the module doc."""
     buffers = {v.storage.buffer for v in graph.values() if v.storage is not None}
     changed = False
