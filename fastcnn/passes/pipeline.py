@@ -28,6 +28,7 @@ from fastcnn.passes.fuse_gemm_epilogue import fuse_gemm_epilogue
 from fastcnn.passes.fuse_prologue import fuse_prologue
 from fastcnn.passes.fuse_se_pooling import fuse_se_pooling
 from fastcnn.passes.fuse_squeeze_excite import fuse_squeeze_excite
+from fastcnn.passes.layout_nhwc import layout_nhwc
 from fastcnn.passes.merge_sibling_convs import merge_sibling_convs
 from fastcnn.passes.reduce_mean_to_pool import reduce_mean_to_pool
 
@@ -66,12 +67,14 @@ PASSES: dict[str, Pass] = {
     "fuse_se_pooling": fuse_se_pooling,
     # After epilogues and prologues, which siblings must share to be merged.
     "merge_sibling_convs": merge_sibling_convs,
-    # Last: every producer is final, so each can be told where in a concat buffer to write.
+    # Every producer is final, so each can be told where in a concat buffer to write.
     "fuse_concat": fuse_concat,
+    # Last: a concat buffer takes one layout for all its slices, so buffers must be known.
+    "layout_nhwc": layout_nhwc,
 }
 
-# The pipeline per backend. "full" is what the fused GPU engine executes (and what
-# `fastcnn plan` shows); the CPU backends keep what measurably pays on them
+# The pipeline per backend. "full" is what the fused GPU engine (backend "triton") executes,
+# and what `fastcnn plan` shows; the CPU backends keep what measurably pays on them
 # (bench/test_latency.py, fastcnn-<backend> against fastcnn-<backend>-unfused):
 # - torch runs every pass: its fused ops are the reference compositions with the epilogue done
 #   in place on the convolution's fresh output, and nothing measured slower;
@@ -82,7 +85,8 @@ PASSES: dict[str, Pass] = {
 #   which only remove work, and measured the same as unfused.
 PIPELINES: dict[str, tuple[str, ...]] = {
     "full": tuple(PASSES),
-    "torch": tuple(PASSES),
+    "triton": tuple(PASSES),  # the same as "full", under its backend's name
+    "torch": tuple(name for name in PASSES if name != "layout_nhwc"),  # it computes in logical NCHW
     "onnxruntime": ("drop_identity", "fold_batch_norm", "fold_channel_affine", "reduce_mean_to_pool"),
     "none": (),
 }
