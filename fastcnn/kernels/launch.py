@@ -9,7 +9,8 @@ as ``tl.constexpr`` flags that the launcher computes (``C_CONTIGUOUS``, ``EVEN_K
 A :class:`KernelCall` then holds everything that determines the compiled code: the
 kernel, its runtime arguments (whose Triton types follow from their dtypes alone), the
 constexprs, the warps and stages. The launcher calls it; the compile check
-(:mod:`fastcnn.kernels.compile_check`) compiles exactly its :meth:`KernelCall.source`.
+(:mod:`fastcnn.kernels.compile_check`) compiles exactly its :meth:`KernelCall.signature` and
+constexprs.
 
 This module imports nothing else from fastcnn.
 """
@@ -45,7 +46,7 @@ def triton_type(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return "*" + _TRITON_TYPES[value.dtype]
     if isinstance(value, bool):
-        return "i1"
+        return "u1"  # what Triton's JIT calls a Python bool
     if isinstance(value, int):
         return "i32" if -2**31 <= value < 2**31 else "i64"
     if isinstance(value, float):
@@ -85,5 +86,6 @@ class KernelCall:
 
     def variant(self) -> tuple:
         """What determines the compiled code (not the grid or the pointers' values)."""
-        return (self.fn.__name__, tuple(self.signature().items()), tuple(sorted(self.constexprs.items())),
+        return (f"{self.fn.__module__}.{self.fn.__qualname__}", tuple(self.signature().items()),
+                tuple(sorted(self.constexprs.items())),
                 self.num_warps, self.num_stages)
