@@ -19,10 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fastcnn.api import import_source
 from fastcnn.passes import run_pipeline
 from fastcnn.runtime.plan import Plan, make_plan
+from fastcnn.zoo import ONE_PER_FAMILY
 
-FAMILIES = ("lenet5", "alexnet", "zfnet", "vgg16", "nin", "googlenet", "bn_inception", "inception_v3",
-            "inception_v4", "inception_resnet_v2", "resnet50", "preact_resnet50", "densenet121",
-            "se_resnet50", "squeezenet1_1")
 HEADER = ("model", "launches before", "launches after", "MB moved before", "MB moved after",
           "peak MiB before", "peak MiB after")
 
@@ -45,7 +43,7 @@ def row(model: str, before: Plan, after: Plan) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    parser.add_argument("--models", nargs="+", default=FAMILIES, help="zoo names (default: one per family)")
+    parser.add_argument("--models", nargs="+", default=ONE_PER_FAMILY, help="zoo names (default: one per family)")
     args = parser.parse_args()
     print(f"Batch {args.batch}, float32; before: pipeline `none`, after: pipeline `full`.\n")
     print("| " + " | ".join(HEADER) + " |")

@@ -12,8 +12,9 @@ and, on 2 cores, slowed the next implementation 2x), the timed implementation ru
 untimed, so it is timed warm, as a caller running batches back to back sees it.
 
 The CPU groups decide ``fastcnn.api.DEFAULT_BACKEND["cpu"]`` and each CPU backend's pipeline
-of passes; the CUDA groups (run only where torch sees a GPU) are the baseline the Triton engine has to beat. CUDA timings end with
-``torch.cuda.synchronize()`` so that pytest-benchmark's host clock reads finished work.
+of passes; the CUDA groups (run only where torch sees a GPU) are the baseline the Triton engine
+has to beat. CUDA timings end with ``torch.cuda.synchronize()`` so that pytest-benchmark's host
+clock reads finished work.
 ``FASTCNN_BENCH_MODELS=resnet18,vgg16`` picks other models.
 """
 from __future__ import annotations

@@ -19,6 +19,7 @@ from fastcnn.frontend import import_onnx, read_onnx
 from fastcnn.passes import PIPELINES, PassError, run_pipeline
 from fastcnn.runtime import resolve_device
 from fastcnn.runtime.plan import make_plan
+from fastcnn.zoo import ONE_PER_FAMILY
 from fastcnn.zoo.summary import format_table, layer_table
 
 
@@ -137,6 +138,29 @@ def _print_agreement(model: torch.nn.Module | None, batch: torch.Tensor, output:
     print(f"agreement with PyTorch: relative L2 error {rel_l2:.2e}, max abs error {max_abs:.2e}{agree}")
 
 
+def _cmd_kernels(args: argparse.Namespace) -> None:
+    """Compile every kernel variant the Triton backend picks for the models, for one GPU
+    architecture, without a GPU; print registers, spills, shared memory, occupancy, math path."""
+    from fastcnn.backends.triton_backend import kernel_variants  # needs triton
+    from fastcnn.kernels.compile_check import CompileCheckError, compile_calls, format_reports
+
+    arch = int(args.arch.lower().removeprefix("sm_"))
+    graphs = []
+    for model in args.models or ONE_PER_FAMILY:
+        with _step(f"importing {model}"):
+            graph = import_source(model)
+            run_pipeline(graph, "triton")
+        graphs.append(graph)
+    with _step("planning"):
+        calls = kernel_variants(graphs, args.batch or [1, 64], getattr(torch, args.dtype))
+    try:
+        with _step(f"compiling {len(calls)} kernel variants for sm_{arch}"):
+            reports = compile_calls(calls, arch)
+    except CompileCheckError as exc:
+        raise fastcnn.UnsupportedModelError(f"a kernel does not compile for sm_{arch}: {exc}") from exc
+    print(format_reports(reports))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastcnn", description=fastcnn.__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the passes to run first (default full; none: the graph as imported)")
     plan.add_argument("--json", metavar="PATH", help="also write the plan to PATH as JSON")
     plan.set_defaults(run=_cmd_plan)
+    kernels = commands.add_parser("kernels", help="compile the Triton kernels a GPU would run for models, "
+                                                   "without a GPU; print registers, spills, occupancy")
+    kernels.add_argument("models", nargs="*", help="zoo names or .onnx files (default: one per family)")
+    kernels.add_argument("--arch", default="sm_90", choices=["sm_80", "sm_90"], help="GPU architecture")
+    kernels.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    kernels.add_argument("--batch", type=_positive_int, action="append",
+                         help="batch size(s) to plan for (repeatable; default 1 and 64)")
+    kernels.set_defaults(run=_cmd_kernels)
     return parser
 
 

@@ -12,7 +12,7 @@ from typing import Callable, Protocol
 import torch
 from torch import Tensor
 
-from fastcnn.backends.devices import as_device, available_devices, torch_device_problem
+from fastcnn.backends.devices import as_device, available_devices, torch_device_problem, triton_problem
 from fastcnn.backends.onnxruntime_backend import OrtExecutor, provider_problem
 from fastcnn.backends.torch_backend import TorchExecutor
 from fastcnn.errors import BackendUnavailableError
@@ -25,15 +25,24 @@ class Executor(Protocol):
     def warmup(self) -> None: ...
 
 
+def _triton_executor(graph: Graph, device: torch.device, dtype: torch.dtype | None) -> Executor:
+    """Imported on use: the Triton backend needs triton, which only some platforms have."""
+    from fastcnn.backends.triton_backend import TritonExecutor
+
+    return TritonExecutor(graph, device, dtype)
+
+
 BACKENDS: dict[str, Callable[[Graph, torch.device, torch.dtype | None], Executor]] = {
     "torch": TorchExecutor,
     "onnxruntime": OrtExecutor,
+    "triton": _triton_executor,
 }
 
 # Beyond the device torch itself must reach, what each backend needs (None: nothing more).
 _EXTRA_CHECKS: dict[str, Callable[[torch.device], str | None]] = {
     "torch": lambda device: None,
     "onnxruntime": provider_problem,
+    "triton": triton_problem,
 }
 
 

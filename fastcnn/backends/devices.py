@@ -6,6 +6,8 @@ the wrong conclusions.
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
 from fastcnn.errors import BackendUnavailableError
@@ -51,3 +53,19 @@ def available_devices() -> list[str]:
     """Devices torch can use here, for error messages."""
     cuda = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     return ["cpu", *cuda]
+
+
+def triton_problem(device: torch.device) -> str | None:
+    """Why the Triton backend cannot run on ``device`` here, or None when it can. The CPU
+    counts only under Triton's interpreter (``TRITON_INTERPRET=1``), which the tests use."""
+    try:
+        import triton  # noqa: F401
+    except ImportError as exc:
+        return f"Triton is not installed ({exc}); pip install triton"
+    interpreted = os.environ.get("TRITON_INTERPRET") == "1"
+    if device.type == "cpu" and not interpreted:
+        return ("the Triton backend runs on CUDA; on the CPU only under Triton's interpreter "
+                "(TRITON_INTERPRET=1, for tests)")
+    if device.type == "cuda" and interpreted:
+        return "TRITON_INTERPRET=1 runs Triton kernels on the CPU only; unset it to run on CUDA"
+    return None

@@ -437,8 +437,8 @@ def short_constexprs(constexprs: Sequence[tuple[str, Any]]) -> str:
 def _row(report: CompileReport) -> tuple[str, ...]:
     occ = occupancy(report)
     spills = f"{report.spill_stores}/{report.spill_loads}" if report.spills else "0"
-    return (report.name, report.dtypes, short_constexprs(report.constexprs), str(report.num_warps), str(report.num_stages),
-            str(report.registers), spills, f"{report.shared / 1024:.1f}",
+    return (report.name, report.dtypes, short_constexprs(report.constexprs), str(report.num_warps),
+            str(report.num_stages), str(report.registers), spills, f"{report.shared / 1024:.1f}",
             f"{occ.warps_per_sm}/{occ.max_warps_per_sm} ({occ.fraction:.0%}, {occ.limiter})", report.math)
 
 

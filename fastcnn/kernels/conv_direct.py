@@ -21,9 +21,21 @@ import torch
 import triton.language as tl
 from torch import Tensor
 
-from fastcnn.kernels.conv2d import (FLOAT_DTYPES, Epilogue, check_extent, check_tensor, conv_epilogue,
-                                    conv_output_size, epilogue_flags, epilogue_tensor_args, output_rows, output_views,
-                                    padding4, pair, view_align)
+from fastcnn.kernels.conv2d import (
+    FLOAT_DTYPES,
+    Epilogue,
+    check_extent,
+    check_tensor,
+    conv_epilogue,
+    conv_output_size,
+    epilogue_flags,
+    epilogue_tensor_args,
+    output_rows,
+    output_views,
+    padding4,
+    pair,
+    view_align,
+)
 from fastcnn.kernels.launch import KernelCall, kernel
 
 __all__ = ["DirectConfig", "choose_direct_config", "prefers_direct", "pack_direct_weight", "conv_direct_call",

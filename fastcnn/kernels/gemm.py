@@ -32,8 +32,14 @@ import torch
 import triton
 import triton.language as tl
 
-from fastcnn.kernels.elementwise import (activate, activation_args, check_float, check_same_device,
-                                         check_writable, vector_width)
+from fastcnn.kernels.elementwise import (
+    activate,
+    activation_args,
+    check_float,
+    check_same_device,
+    check_writable,
+    vector_width,
+)
 from fastcnn.kernels.launch import KernelCall, kernel
 
 PACK_K = 128  # W's rows are padded to a multiple of this many elements (any BLOCK_K divides it)

@@ -66,8 +66,7 @@ import torch
 import triton
 import triton.language as tl
 
-from fastcnn.kernels.elementwise import (check_float, check_same_device, check_writable, elementwise_call,
-                                         pow2)
+from fastcnn.kernels.elementwise import check_float, check_same_device, check_writable, elementwise_call, pow2
 from fastcnn.kernels.launch import KernelCall, kernel
 
 MAX_REDUCED = 1024  # the largest Cr the gate accepts (the kernel tiles Cr: the bound keeps the scratch small)

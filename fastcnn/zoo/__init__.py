@@ -22,4 +22,9 @@ from fastcnn.zoo import (  # noqa: F401  (imported to register their models)
 from fastcnn.zoo.factory import create_model
 from fastcnn.zoo.registry import ModelInfo, list_models, model_info
 
-__all__ = ["create_model", "list_models", "model_info", "ModelInfo"]
+# One model per family, for reports and checks that cannot afford the whole zoo.
+ONE_PER_FAMILY = ("lenet5", "alexnet", "zfnet", "vgg16", "nin", "googlenet", "bn_inception", "inception_v3",
+                  "inception_v4", "inception_resnet_v2", "resnet50", "preact_resnet50", "densenet121",
+                  "se_resnet50", "squeezenet1_1")
+
+__all__ = ["ONE_PER_FAMILY", "create_model", "list_models", "model_info", "ModelInfo"]

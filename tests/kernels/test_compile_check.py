@@ -18,8 +18,16 @@ import triton.language as tl
 from triton.runtime.jit import JITFunction
 
 from fastcnn.kernels import compile_check
-from fastcnn.kernels.compile_check import (COLUMNS, CompileCheckError, CompileReport, compile_call,
-                                           compile_calls, format_reports, occupancy, short_constexprs)
+from fastcnn.kernels.compile_check import (
+    COLUMNS,
+    CompileCheckError,
+    CompileReport,
+    compile_call,
+    compile_calls,
+    format_reports,
+    occupancy,
+    short_constexprs,
+)
 from fastcnn.kernels.launch import KernelCall, kernel
 
 
@@ -163,8 +171,8 @@ def test_same_specialization_as_the_jit():
     binder_of = getattr(jit, "create_function_from_signature", None)
     if binder_of is None or not hasattr(jit.JITFunction, "_pack_args"):
         pytest.skip(f"Triton {triton.__version__} binds arguments differently")
-    from triton.compiler import make_backend
     from triton.backends.compiler import GPUTarget
+    from triton.compiler import make_backend
 
     for call in (_axpb(), _gemm(torch.float16)):
         fn = _launchers_jit_function(call)

@@ -22,8 +22,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fastcnn.kernels.conv2d import (ACTIVATIONS, ConvConfig, choose_conv_config, conv2d, conv2d_calls,
-                                    epilogue_vectorizes, pack_conv_weight, packed_columns)
+from fastcnn.kernels.conv2d import (
+    ACTIVATIONS,
+    ConvConfig,
+    choose_conv_config,
+    conv2d,
+    conv2d_calls,
+    epilogue_vectorizes,
+    pack_conv_weight,
+    packed_columns,
+)
 from fastcnn.kernels.conv_direct import conv_direct, pack_direct_weight
 from tests.helpers import relative_l2
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastcnn.kernels.conv_direct import (DirectConfig, choose_direct_config, conv_direct_call, pack_direct_weight,
-                                         prefers_direct)
+from fastcnn.kernels.conv_direct import (
+    DirectConfig,
+    choose_direct_config,
+    conv_direct_call,
+    pack_direct_weight,
+    prefers_direct,
+)
 from tests.kernels.test_conv2d import run_case
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")

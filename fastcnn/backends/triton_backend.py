@@ -1,0 +1,292 @@
+"""The fused GPU engine: the middle end's plan run as Triton kernels from one planned arena.
+
+Built once per engine:
+
+- the graph arrives rewritten by the ``triton`` pipeline (fused ops, concat buffers, NHWC);
+  its dtype is set to the run dtype and its weights are packed once, into each kernel's
+  layout and dtype (:mod:`fastcnn.backends.triton_lowering`);
+- per batch *bucket* (powers of two up to ``max_batch``) the graph is specialized and planned
+  (:func:`fastcnn.runtime.plan.make_plan`); one arena, sized for the largest bucket, holds
+  every activation of every bucket, and one zeroed workspace the squeeze-excite sums and
+  split-K partials. Every value becomes a strided view into them: an NHWC buffer, a channel
+  slice of a concat buffer, a prefix of a DenseNet block, all just strides;
+- each launch of the plan becomes a :class:`~fastcnn.kernels.launch.KernelCall` with its
+  tensors bound, so a run is a loop over prepared calls; on CUDA that loop is captured once
+  per bucket into a CUDA graph and replayed.
+
+``run`` copies the batch into the bucket's input buffer (padding a batch between buckets
+with zeros up to the next bucket), replays, and returns a fresh copy of the outputs' first
+rows. Concurrent calls on one engine are serialised by a lock.
+
+Without a GPU the same executor runs on the CPU under Triton's interpreter
+(``TRITON_INTERPRET=1``), which is how the tests prove the whole plan; no CUDA graph there.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from fastcnn.backends.devices import check_torch_device, triton_problem
+from fastcnn.backends.triton_lowering import Lowering, lower_node, pack_weights, unsupported_nodes, workspace_hook
+from fastcnn.errors import BackendUnavailableError, UnsupportedModelError
+from fastcnn.ir import Graph, Value
+from fastcnn.ir.cost import is_view
+from fastcnn.runtime.memory import MemoryPlan
+from fastcnn.runtime.plan import make_plan
+
+DTYPES = {None: torch.float32, torch.float32: torch.float32, torch.float16: torch.float16,
+          torch.bfloat16: torch.bfloat16}
+MAX_BATCH = 64  # the largest bucket by default; a larger batch runs in several passes
+
+
+def buckets(max_batch: int) -> list[int]:
+    """Powers of two up to ``max_batch``, and ``max_batch`` itself."""
+    sizes = [1 << i for i in range(max(1, max_batch).bit_length()) if 1 << i <= max_batch]
+    return sorted({*sizes, max_batch})
+
+
+@dataclass
+class _Bucket:
+    """One batch size's prepared run: its input and output views, its calls, its CUDA graph."""
+
+    batch: int
+    inputs: list[Tensor]
+    outputs: list[Tensor]
+    calls: list
+    graph: "torch.cuda.CUDAGraph | None" = None
+
+
+class TritonExecutor:
+    """Runs a graph rewritten by the ``triton`` pipeline as Triton kernels; built once, run many."""
+
+    def __init__(self, graph: Graph, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None, *, max_batch: int = MAX_BATCH) -> None:
+        self.device = check_torch_device(device, "triton")
+        problem = triton_problem(self.device)
+        if problem is not None:
+            raise BackendUnavailableError(f"backend 'triton' on {self.device}: {problem}")
+        if dtype not in DTYPES:
+            raise BackendUnavailableError(f"backend 'triton' runs float32, float16 and bfloat16, not {dtype}")
+        missing = unsupported_nodes(graph)
+        if missing:
+            ops = sorted({op for op, _, _ in missing})
+            raise UnsupportedModelError(f"the triton backend cannot run op(s) {', '.join(ops)}", missing)
+        self.dtype = DTYPES[dtype]
+        self.graph = _with_dtype(graph, self.dtype)
+        self.lowering = Lowering(self.device, self.dtype, _multiprocessors(self.device),
+                                 interpreted=self.device.type == "cpu")
+        self.weights = pack_weights(self.graph, self.lowering)
+        self.max_batch = max_batch
+        self._buckets: dict[int, _Bucket] = {}
+        self._arena = torch.empty(0, dtype=torch.uint8, device=self.device)
+        self._workspace = torch.empty(0, dtype=torch.uint8, device=self.device)
+        self._lock = threading.Lock()
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, inputs: list[Tensor]) -> list[Tensor]:
+        """Outputs in ``graph.outputs`` order for ``inputs`` in ``graph.inputs`` order."""
+        batch = inputs[0].shape[0] if inputs and inputs[0].dim() else 1
+        with self._lock, torch.inference_mode():
+            if batch > self.max_batch:
+                return self._run_in_parts(inputs, batch)
+            bucket = self._bucket(next(b for b in buckets(self.max_batch) if b >= batch))
+            return self._run_bucket(bucket, inputs, batch)
+
+    def warmup(self) -> None:
+        """Prepare (and on CUDA capture) every bucket now, instead of on first use."""
+        with self._lock, torch.inference_mode():
+            for size in reversed(buckets(self.max_batch)):  # the largest first: the arena is sized once
+                bucket = self._bucket(size)
+                zeros = [torch.zeros_like(t) for t in bucket.inputs]
+                self._run_bucket(bucket, zeros, size)
+
+    def _run_in_parts(self, inputs: list[Tensor], batch: int) -> list[Tensor]:
+        parts = []
+        for start in range(0, batch, self.max_batch):
+            chunk = [t[start:start + self.max_batch] for t in inputs]
+            size = chunk[0].shape[0]
+            bucket = self._bucket(next(b for b in buckets(self.max_batch) if b >= size))
+            parts.append(self._run_bucket(bucket, chunk, size))
+        return [torch.cat(outs) for outs in zip(*parts)]
+
+    def _run_bucket(self, bucket: _Bucket, inputs: list[Tensor], batch: int) -> list[Tensor]:
+        for slot, tensor in zip(bucket.inputs, inputs, strict=True):
+            slot[:batch].copy_(tensor.to(device=self.device, dtype=slot.dtype))
+            if batch < bucket.batch:
+                slot[batch:].zero_()
+        if bucket.graph is not None:
+            bucket.graph.replay()
+        else:
+            self._launch(bucket)
+            if self.device.type == "cuda":
+                bucket.graph = self._capture(bucket)
+        return [out[:batch].clone() for out in bucket.outputs]
+
+    def _launch(self, bucket: _Bucket) -> None:
+        if self._workspace.numel():
+            self._workspace.zero_()
+        for call in bucket.calls:
+            call()
+
+    def _capture(self, bucket: _Bucket) -> "torch.cuda.CUDAGraph":
+        """Capture the bucket's launches (after one eager run compiled every kernel)."""
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.stream(stream), torch.cuda.graph(graph, stream=stream):
+            self._launch(bucket)
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        return graph
+
+    # -- building ---------------------------------------------------------------------------
+    def _bucket(self, size: int) -> _Bucket:
+        if size not in self._buckets:
+            self._buckets[size] = self._prepare(size)
+        return self._buckets[size]
+
+    def _prepare(self, size: int) -> _Bucket:
+        """Plan the graph at batch ``size``, grow the arena if needed, bind every launch."""
+        plan = make_plan(self.graph, size, workspace=workspace_hook(self.lowering))
+        self._grow(plan.memory)
+        calls, views = bind_launches(self.graph, size, plan.memory, self.lowering, self.weights,
+                                     self._arena, self._workspace)
+        static = views.graph
+        return _Bucket(size, [views.tensor(v) for v in static.inputs], [views.tensor(v) for v in static.outputs],
+                       calls)
+
+    def _grow(self, memory: MemoryPlan) -> None:
+        """One arena for every bucket: re-bind the buckets prepared so far if it must grow."""
+        if memory.arena_bytes > self._arena.numel() or memory.workspace_bytes > self._workspace.numel():
+            arena = max(memory.arena_bytes, self._arena.numel())
+            workspace = max(memory.workspace_bytes, self._workspace.numel())
+            self._arena = torch.empty(arena, dtype=torch.uint8, device=self.device)
+            self._workspace = torch.zeros(workspace, dtype=torch.uint8, device=self.device)
+            prepared = list(self._buckets)
+            self._buckets.clear()
+            for size in prepared:
+                self._buckets[size] = self._prepare(size)
+
+
+def bind_launches(graph: Graph, batch: int, memory: MemoryPlan, lowering: Lowering, weights: dict,
+                  arena: Tensor, workspace: Tensor) -> tuple[list, "_Views"]:
+    """Every launch of ``graph`` at ``batch`` with its tensors bound to views of ``arena`` and
+    ``workspace`` (laid out by ``memory``), in plan order."""
+    static = _static(graph, batch)
+    views = _Views(static, memory, arena, workspace, lowering.device)
+    calls = []
+    for node in static.nodes:
+        if not is_view(node):
+            calls.extend(lower_node(node, views, weights, lowering))
+    return calls, views
+
+
+def planned_launches(graph: Graph, batch: int, dtype: torch.dtype = torch.float32, sm_count: int = 132,
+                     allow_tf32: bool = False) -> list:
+    """The kernel launches a GPU with ``sm_count`` multiprocessors would make for ``graph`` (rewritten
+    by the ``triton`` pipeline) at ``batch``, built on the ``meta`` device: no memory, no GPU.
+    What the compile check compiles, and `fastcnn kernels` reports."""
+    lowering = Lowering(torch.device("meta"), DTYPES[dtype], sm_count, allow_tf32)
+    typed = _with_dtype(graph, lowering.dtype)
+    plan = make_plan(typed, batch, workspace=workspace_hook(lowering))
+    arena = torch.empty(plan.memory.arena_bytes, dtype=torch.uint8, device="meta")
+    workspace = torch.empty(plan.memory.workspace_bytes, dtype=torch.uint8, device="meta")
+    calls, _ = bind_launches(typed, batch, plan.memory, lowering, pack_weights(typed, lowering), arena, workspace)
+    return calls
+
+
+class _Views:
+    """Every value of a specialized graph as a tensor: the graph inputs' own buffers, and
+    strided views of the arena and the workspace for the rest."""
+
+    def __init__(self, graph: Graph, memory: MemoryPlan, arena: Tensor, workspace: Tensor,
+                 device: torch.device) -> None:
+        self.graph, self.memory, self.arena, self.workspace = graph, memory, arena, workspace
+        self.device = device
+        self._tensors: dict[str, Tensor] = {}
+        for value in graph.inputs:
+            shape = [int(d) for d in value.shape]
+            self._tensors[value.name] = torch.zeros(shape, dtype=_torch_dtype(value.dtype), device=device)
+
+    def tensor(self, value: Value) -> Tensor:
+        if value.name not in self._tensors:
+            self._tensors[value.name] = self._view(value)
+        return self._tensors[value.name]
+
+    def _view(self, value: Value) -> Tensor:
+        producer = value.producer
+        if producer is not None and is_view(producer) and producer.op != "concat":
+            # a reshape of a contiguous tensor; view() never copies (a copy would be stale)
+            return self.tensor(producer.inputs[0]).view([int(d) for d in value.shape])
+        buffer = self.memory.buffer_of(value.name)
+        if buffer is None:
+            raise UnsupportedModelError(f"%{value.name} has no buffer in the memory plan")
+        region = self.workspace if buffer.zeroed else self.arena
+        dtype = torch.float32 if buffer.zeroed else _torch_dtype(value.dtype)
+        base = region[buffer.offset:buffer.offset + buffer.nbytes].view(dtype)
+        return _strided(base, value)
+
+    def workspace_for(self, node_name: str, request: str) -> Tensor:
+        """The bytes of workspace request ``request`` of launch ``node_name``, as float32."""
+        buffer = self.memory.request(node_name, request)
+        region = self.workspace if buffer.zeroed else self.arena
+        return region[buffer.offset:buffer.offset + buffer.nbytes].view(torch.float32)
+
+
+def _strided(base: Tensor, value: Value) -> Tensor:
+    """``value`` in its buffer ``base``: its layout's strides, in its channel slice if any."""
+    shape = [int(d) for d in value.shape]
+    if len(shape) != 4:
+        return base[:math.prod(shape)].view(shape)
+    n, c, h, w = shape
+    slot = value.storage
+    channels, offset = (slot.channel_stride, slot.channel_offset) if slot is not None else (c, 0)
+    if value.layout == "NHWC":
+        strides = (h * w * channels, 1, w * channels, channels)
+    else:
+        strides = (channels * h * w, h * w, w, 1)
+        offset *= h * w
+    return base.as_strided(shape, strides, base.storage_offset() + offset)  # as_strided's offset is absolute
+
+
+def _static(graph: Graph, batch: int) -> Graph:
+    from fastcnn.runtime.plan import specialize_batch
+
+    return specialize_batch(graph, batch)
+
+
+def _with_dtype(graph: Graph, dtype: torch.dtype) -> Graph:
+    """A clone computing in ``dtype``: float inputs (and so every activation) retyped; the
+    weights stay as they are until packed."""
+    name = str(dtype).removeprefix("torch.")
+    copy = graph.clone()
+    for value in copy.inputs:
+        if value.dtype.startswith("float"):
+            value.dtype = name
+    copy.infer_shapes()
+    return copy
+
+
+def _torch_dtype(name: str) -> torch.dtype:
+    return getattr(torch, name)
+
+
+def _multiprocessors(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 132  # an H100's count, so the interpreter exercises the same choices
+
+
+def kernel_variants(graphs: list[Graph], batches: list[int], dtype: torch.dtype, sm_count: int = 132,
+                    allow_tf32: bool = False) -> list:
+    """One launch per distinct compiled kernel among the plans of ``graphs`` (rewritten by the
+    ``triton`` pipeline) at each of ``batches``: what a GPU would compile for them."""
+    variants: dict[tuple, object] = {}
+    for graph in graphs:
+        for batch in batches:
+            for call in planned_launches(graph, batch, dtype, sm_count, allow_tf32):
+                variants.setdefault(call.variant(), call)
+    return list(variants.values())

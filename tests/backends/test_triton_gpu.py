@@ -1,0 +1,63 @@
+"""The Triton backend on a real GPU: every zoo model at full size, in float32, float16 and
+bfloat16, against the float32 torch reference on the same GPU (TF32 off). Skipped without CUDA.
+
+- float32: within 1e-4 relative L2;
+- float16 and bfloat16: at most twice torch's own error in that dtype on the same input, and
+  under 1e-2 where torch's own is.
+
+Random weights overflow float16 in deep residual networks (resnet152's logits reach about
+1e8), so the weights keep activations bounded: each residual block's last batch norm gets a
+small gamma, as trained networks have.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import fastcnn
+from tests.helpers import randomize_batchnorm, relative_l2
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+BATCH = 4
+
+
+def _bounded(model: nn.Module) -> nn.Module:
+    """Scale the last batch norm of every residual block by 0.1 (see the module docstring)."""
+    for module in model.modules():
+        norms = [m for m in module.children() if isinstance(m, nn.BatchNorm2d)]
+        if norms and ("Block" in type(module).__name__ or "Bottleneck" in type(module).__name__):
+            with torch.no_grad():
+                norms[-1].weight.mul_(0.1)
+    return model
+
+
+@pytest.fixture(autouse=True)
+def _no_tf32():
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+@pytest.mark.parametrize("name", fastcnn.list_models())
+def test_zoo_model_on_the_gpu(name):
+    info = fastcnn.model_info(name)
+    model = _bounded(randomize_batchnorm(fastcnn.create_model(name, seed=0))).eval()
+    example = torch.zeros(1, *info.input_size)
+    x = torch.randn(BATCH, *info.input_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = model.cuda()(x.cuda()).double()
+    graph = fastcnn.load(model.cpu(), device="cpu", backend="torch", example_input=example).source_graph
+    fp32 = fastcnn.Engine(graph, backend="triton", device="cuda").infer(x.cuda())
+    assert relative_l2(fp32, reference) < 1e-4, "float32"
+    for dtype in (torch.float16, torch.bfloat16):
+        with torch.no_grad():
+            torch_own = relative_l2(model.to(dtype).cuda()(x.to(dtype).cuda()), reference)
+        model.float()
+        got = fastcnn.Engine(graph, backend="triton", device="cuda", dtype=dtype).infer(x.to(dtype).cuda())
+        error = relative_l2(got, reference)
+        assert error <= 2 * torch_own, f"{dtype}: {error:.2e} vs torch's own {torch_own:.2e}"
+        if torch_own < 1e-2:
+            assert error < 1e-2, f"{dtype}: {error:.2e}"

@@ -1,0 +1,78 @@
+"""Whole networks through the Triton backend's plan, against the torch backend.
+
+Without a GPU the kernels run under Triton's interpreter (``TRITON_INTERPRET=1``) on CPU
+tensors, at a reduced input size (the interpreter pays per program and per loop step); with
+one, on CUDA. Either way this runs the real plan: the ``triton`` pipeline's fused graph,
+weights packed for the kernels, every activation a strided view of one planned arena,
+concat buffers, NHWC layouts, split outputs, squeeze-excite sums, batch buckets.
+AlexNet and VGG have fixed-size classifiers: their convolutional part runs here at a reduced
+size, their classifier Gemms at full size on their own (``slow``).
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from torch import nn
+
+import fastcnn
+from tests.helpers import randomize_batchnorm, relative_l2
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+DEVICE = "cpu" if INTERPRETED else "cuda"
+pytestmark = pytest.mark.skipif(not INTERPRETED and not torch.cuda.is_available(),
+                                reason="needs a CUDA GPU or Triton's interpreter (TRITON_INTERPRET=1)")
+TOLERANCE = 1e-4  # float32 relative L2 through Triton
+
+NETWORKS = {  # reduced input sizes the interpreter runs in seconds
+    "lenet5": (1, 32, 32), "squeezenet1_1": (3, 64, 64), "resnet18": (3, 64, 64), "preact_resnet18": (3, 32, 32),
+    "googlenet": (3, 64, 64), "densenet121": (3, 64, 64), "se_resnet50": (3, 64, 64),
+}
+
+
+def _engines(module: nn.Module, size: tuple[int, ...]):
+    example = torch.zeros(1, *size)
+    reference = fastcnn.load(module, device="cpu", backend="torch", example_input=example)
+    triton = fastcnn.Engine(reference.source_graph, backend="triton", device=DEVICE)
+    return reference, triton
+
+
+def _check(reference, triton, batch: int) -> None:
+    x = torch.randn(batch, *reference.input_spec.shape[1:], generator=torch.Generator().manual_seed(batch))
+    expected = reference.infer(x)
+    got = triton.infer(x.to(DEVICE)).cpu()
+    assert got.shape == expected.shape
+    assert relative_l2(got, expected) < TOLERANCE
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_network_matches_the_torch_backend(name):
+    model = randomize_batchnorm(fastcnn.create_model(name, seed=0)).eval()
+    reference, triton = _engines(model, NETWORKS[name])
+    _check(reference, triton, batch=2)
+
+
+def test_a_batch_between_buckets_is_padded_and_cut():
+    """Batch 3 runs in the bucket of 4 (its last row zeros) and returns 3 rows; batch 2 then
+    reuses the same arena through its own bucket."""
+    reference, triton = _engines(fastcnn.create_model("resnet18", seed=0).eval(), (3, 32, 32))
+    _check(reference, triton, batch=3)
+    _check(reference, triton, batch=2)
+    assert sorted(triton._executor._buckets) == [2, 4]
+
+
+@pytest.mark.parametrize("name, size", [("alexnet", (3, 127, 127)), ("vgg16", (3, 32, 32))])
+def test_convolutional_part_of_fixed_size_networks(name, size):
+    features = fastcnn.create_model(name, seed=0).features.eval()
+    reference, triton = _engines(features, size)
+    _check(reference, triton, batch=2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["alexnet", "vgg16"])
+def test_classifier_at_full_size(name):
+    classifier = fastcnn.create_model(name, seed=0).classifier.eval()
+    reference, triton = _engines(classifier, (classifier[0].in_features if isinstance(classifier[0], nn.Linear)
+                                              else classifier[1].in_features,))
+    _check(reference, triton, batch=1)
