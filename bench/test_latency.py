@@ -37,7 +37,7 @@ BATCHES = [1, 8]
 IMPLEMENTATIONS = {
     "cpu": os.environ.get("FASTCNN_BENCH_CPU", "pytorch-eager,fastcnn-torch,fastcnn-torch-unfused,"
                           "fastcnn-onnxruntime,fastcnn-onnxruntime-unfused").split(","),
-    "cuda": ["pytorch-eager", "torch-compile", "fastcnn-torch", "fastcnn-torch-unfused"],
+    "cuda": ["pytorch-eager", "torch-compile", "fastcnn-torch", "fastcnn-triton"],
 }
 PIPELINE_SUFFIXES = {"-unfused": "none", "-full": "full"}
 CASES = [(device, impl) for device, impls in IMPLEMENTATIONS.items() for impl in impls]

@@ -18,8 +18,8 @@ def _graph():
     return Case("relu", {}, [("N", 3)]).build("relu", "float32")[0]
 
 
-def test_registry_lists_both_cpu_backends() -> None:
-    assert set(BACKENDS) == {"torch", "onnxruntime"}
+def test_registry_lists_the_backends_and_both_run_on_the_cpu() -> None:
+    assert set(BACKENDS) == {"torch", "onnxruntime", "triton"}
     assert available("torch", "cpu") and available("onnxruntime", torch.device("cpu"))
 
 
