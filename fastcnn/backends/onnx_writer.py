@@ -85,17 +85,16 @@ for _ir, _onnx in {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "identi
                    "dropout": "Identity",  # inference dropout; ONNX's Dropout also needs its ratio input
                    "add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "matmul": "MatMul",
                    "global_avg_pool": "GlobalAveragePool", "global_max_pool": "GlobalMaxPool"}.items():
-    WRITERS[_ir] = _simple(_onnx)
-WRITERS["batch_norm"] = _simple("BatchNormalization", eps="epsilon")
-WRITERS["lrn"] = _simple("LRN")
-WRITERS["leaky_relu"] = _simple("LeakyRelu")
-WRITERS["softmax"] = _simple("Softmax")
-WRITERS["concat"] = _simple("Concat")
-WRITERS["flatten"] = _simple("Flatten")
-WRITERS["transpose"] = _simple("Transpose")
-WRITERS["gemm"] = _simple("Gemm", trans_a="transA", trans_b="transB")
-WRITERS["conv2d"] = _simple("Conv", stride="strides", padding="pads", dilation="dilations",
-                            groups="group")
+    writes(_ir)(_simple(_onnx))
+writes("batch_norm")(_simple("BatchNormalization", eps="epsilon"))
+writes("lrn")(_simple("LRN"))
+writes("leaky_relu")(_simple("LeakyRelu"))
+writes("softmax")(_simple("Softmax"))
+writes("concat")(_simple("Concat"))
+writes("flatten")(_simple("Flatten"))
+writes("transpose")(_simple("Transpose"))
+writes("gemm")(_simple("Gemm", trans_a="transA", trans_b="transB"))
+writes("conv2d")(_simple("Conv", stride="strides", padding="pads", dilation="dilations", groups="group"))
 
 
 def _pool(onnx_op: str, **rename: str) -> NodeWriter:
@@ -137,9 +136,9 @@ def _onnx_inferred_size(node: Node) -> tuple[int, int] | None:
     return tuple(sizes)
 
 
-WRITERS["max_pool"] = _pool("MaxPool", kernel="kernel_shape", stride="strides", padding="pads",
-                            dilation="dilations")
-WRITERS["avg_pool"] = _pool("AveragePool", kernel="kernel_shape", stride="strides", padding="pads")
+writes("max_pool")(_pool("MaxPool", kernel="kernel_shape", stride="strides", padding="pads",
+                         dilation="dilations"))
+writes("avg_pool")(_pool("AveragePool", kernel="kernel_shape", stride="strides", padding="pads"))
 
 
 @writes("reshape")

@@ -139,15 +139,19 @@ def _unary(fn: Callable[[Tensor], Tensor]) -> OpFn:
     return lambda inputs, attrs: fn(inputs[0])
 
 
-TORCH_OPS["relu"] = _unary(torch.relu)
-TORCH_OPS["sigmoid"] = _unary(torch.sigmoid)
-TORCH_OPS["tanh"] = _unary(torch.tanh)
-TORCH_OPS["identity"] = _unary(lambda x: x)
-TORCH_OPS["dropout"] = _unary(lambda x: x)  # inference
-TORCH_OPS["add"] = lambda inputs, attrs: torch.add(inputs[0], inputs[1])
-TORCH_OPS["sub"] = lambda inputs, attrs: torch.sub(inputs[0], inputs[1])
-TORCH_OPS["mul"] = lambda inputs, attrs: torch.mul(inputs[0], inputs[1])
-TORCH_OPS["div"] = lambda inputs, attrs: torch.div(inputs[0], inputs[1])
+register("relu")(_unary(torch.relu))
+register("sigmoid")(_unary(torch.sigmoid))
+register("tanh")(_unary(torch.tanh))
+register("identity")(_unary(lambda x: x))
+register("dropout")(_unary(lambda x: x))  # inference
+def _binary(fn: Callable[[Tensor, Tensor], Tensor]) -> OpFn:
+    return lambda inputs, attrs: fn(inputs[0], inputs[1])
+
+
+register("add")(_binary(torch.add))
+register("sub")(_binary(torch.sub))
+register("mul")(_binary(torch.mul))
+register("div")(_binary(torch.div))
 
 
 @register("clip")
@@ -181,7 +185,7 @@ def gemm(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
     return torch.addmm(c, a, b, beta=attrs["beta"], alpha=attrs["alpha"])
 
 
-TORCH_OPS["matmul"] = lambda inputs, attrs: torch.matmul(inputs[0], inputs[1])
+register("matmul")(_binary(torch.matmul))
 
 
 # -- layout ---------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from fastcnn.ir.core import Node, Value
 from fastcnn.ir.ops import DILATION, OPT_FLOAT, PADDING, STRIDE, _check_pool_padding, _conv2d, _spatial, _x
 from fastcnn.ir.schema import Attr, IRError, Spec, schema_table
 
-FUSED_OPS, op, _ = schema_table()
+FUSED_OPS, op = schema_table()
 
 ACTIVATIONS = ("none", "relu", "clip", "sigmoid", "tanh", "leaky_relu")
 POST_ACTIVATIONS = ("none", "relu")
@@ -66,7 +66,7 @@ def _check_prologue(node: Node, scale_at: int, channels) -> None:
     _expect_shape(node, shift, (channels,), "prologue shift")
 
 
-@op("fused_conv2d", (2, 6), stride=STRIDE, padding=PADDING, dilation=DILATION, groups=Attr(int, 1),
+@op("fused_conv2d", inputs=(2, 6), stride=STRIDE, padding=PADDING, dilation=DILATION, groups=Attr(int, 1),
     **EPILOGUE, post_activation=Attr(str, "none", POST_ACTIVATIONS), **PROLOGUE,
     out_splits=Attr(tuple, ()), pooled_output=Attr(bool, False))
 def _fused_conv2d(node: Node) -> list[Spec]:
@@ -91,7 +91,7 @@ def _fused_conv2d(node: Node) -> list[Spec]:
     return outputs
 
 
-@op("fused_gemm", (2, 3), trans_b=Attr(bool, False), **EPILOGUE)
+@op("fused_gemm", inputs=(2, 3), trans_b=Attr(bool, False), **EPILOGUE)
 def _fused_gemm(node: Node) -> list[Spec]:
     a, w = _x(node, 0), _x(node, 1)
     if len(a.shape) < 2 or len(w.shape) != 2:
@@ -107,7 +107,7 @@ def _fused_gemm(node: Node) -> list[Spec]:
     return [((a.shape[0], n), a.dtype)]
 
 
-@op("fused_pool", (1, 3), mode=Attr(str, choices=POOL_MODES), kernel=Attr(tuple, ()), stride=STRIDE,
+@op("fused_pool", inputs=(1, 3), mode=Attr(str, choices=POOL_MODES), kernel=Attr(tuple, ()), stride=STRIDE,
     padding=PADDING, dilation=DILATION, ceil_mode=Attr(bool, False), count_include_pad=Attr(bool, False),
     **PROLOGUE)
 def _fused_pool(node: Node) -> list[Spec]:
@@ -123,7 +123,7 @@ def _fused_pool(node: Node) -> list[Spec]:
     return _spatial(node, x.shape[1], node.attrs["ceil_mode"])
 
 
-@op("se_gate", (5, 5))
+@op("se_gate", inputs=(5, 5))
 def _se_gate(node: Node) -> list[Spec]:
     x, w1, b1, w2, b2 = (_x(node, i) for i in range(5))
     if len(x.shape) != 4 or len(w1.shape) != 2:
@@ -136,7 +136,7 @@ def _se_gate(node: Node) -> list[Spec]:
     return [((x.shape[0], channels, 1, 1), x.dtype)]
 
 
-@op("se_scale", (2, 3), post_activation=Attr(str, "none", POST_ACTIVATIONS))
+@op("se_scale", inputs=(2, 3), post_activation=Attr(str, "none", POST_ACTIVATIONS))
 def _se_scale(node: Node) -> list[Spec]:
     x, gate = _x(node, 0), _x(node, 1)
     if len(x.shape) != 4:

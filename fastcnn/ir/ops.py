@@ -16,7 +16,7 @@ import math
 from fastcnn.ir.core import Dim, Node, Shape
 from fastcnn.ir.schema import Attr, IRError, Spec, schema_table
 
-PLAIN_OPS, op, define = schema_table()
+PLAIN_OPS, op = schema_table()
 
 # -- shape arithmetic -------------------------------------------------------------------
 def _x(node: Node, i: int = 0):
@@ -97,7 +97,7 @@ PADDING = Attr(tuple, (0, 0, 0, 0))
 DILATION = Attr(tuple, (1, 1))
 
 
-@op("conv2d", (2, 3), stride=STRIDE, padding=PADDING, dilation=DILATION, groups=Attr(int, 1))
+@op("conv2d", inputs=(2, 3), stride=STRIDE, padding=PADDING, dilation=DILATION, groups=Attr(int, 1))
 def _conv2d(node: Node) -> list[Spec]:
     x, w = _x(node, 0), _x(node, 1)
     if len(w.shape) != 4:
@@ -126,50 +126,48 @@ def _check_pool_padding(node: Node) -> None:
                       f"must be smaller than the {spans[0]}x{spans[1]} window on every side")
 
 
-@op("max_pool", (1, 1), kernel=INTS, stride=STRIDE, padding=PADDING, dilation=DILATION,
+@op("max_pool", inputs=(1, 1), kernel=INTS, stride=STRIDE, padding=PADDING, dilation=DILATION,
     ceil_mode=Attr(bool, False))
 def _max_pool(node: Node) -> list[Spec]:
     _check_pool_padding(node)
     return _spatial(node, _x(node).shape[1], node.attrs["ceil_mode"])
 
 
-@op("avg_pool", (1, 1), kernel=INTS, stride=STRIDE, padding=PADDING, ceil_mode=Attr(bool, False),
+@op("avg_pool", inputs=(1, 1), kernel=INTS, stride=STRIDE, padding=PADDING, ceil_mode=Attr(bool, False),
     count_include_pad=Attr(bool, False))
 def _avg_pool(node: Node) -> list[Spec]:
     _check_pool_padding(node)
     return _spatial(node, _x(node).shape[1], node.attrs["ceil_mode"])
 
 
-@op("global_avg_pool", (1, 1))
+@op("global_avg_pool", inputs=(1, 1))
 def _global_avg_pool(node: Node) -> list[Spec]:
     x = _x(node)
     return [((*x.shape[:2], *([1] * (len(x.shape) - 2))), x.dtype)]
 
 
-define("global_max_pool", (1, 1), _global_avg_pool)
+op("global_max_pool", inputs=(1, 1))(_global_avg_pool)
 
 
-@op("batch_norm", (5, 5), eps=Attr(float, 1e-5))
+@op("batch_norm", inputs=(5, 5), eps=Attr(float, 1e-5))
 def _batch_norm(node: Node) -> list[Spec]:
     return _same(node)
 
 
-@op("lrn", (1, 1), size=int, alpha=Attr(float, 1e-4), beta=Attr(float, 0.75), bias=Attr(float, 1.0))
+@op("lrn", inputs=(1, 1), size=int, alpha=Attr(float, 1e-4), beta=Attr(float, 0.75), bias=Attr(float, 1.0))
 def _lrn(node: Node) -> list[Spec]:
     return _same(node)
 
 
-for _name in ("relu", "sigmoid", "tanh", "identity"):
-    define(_name, (1, 1), _same)
-define("dropout", (1, 1), _same, ratio=Attr(float, 0.5))  # inference: the identity
-define("clip", (1, 1), _same, min=OPT_FLOAT, max=OPT_FLOAT)
-define("leaky_relu", (1, 1), _same, alpha=Attr(float, 0.01))
-define("softmax", (1, 1), _same, axis=int)
-for _name in ("add", "sub", "mul", "div"):
-    define(_name, (2, 2), _elementwise)
+op("relu", "sigmoid", "tanh", "identity", inputs=(1, 1))(_same)
+op("dropout", inputs=(1, 1), ratio=Attr(float, 0.5))(_same)  # inference: the identity
+op("clip", inputs=(1, 1), min=OPT_FLOAT, max=OPT_FLOAT)(_same)
+op("leaky_relu", inputs=(1, 1), alpha=Attr(float, 0.01))(_same)
+op("softmax", inputs=(1, 1), axis=int)(_same)
+op("add", "sub", "mul", "div", inputs=(2, 2))(_elementwise)
 
 
-@op("gemm", (2, 3), alpha=Attr(float, 1.0), beta=Attr(float, 1.0), trans_a=Attr(bool, False),
+@op("gemm", inputs=(2, 3), alpha=Attr(float, 1.0), beta=Attr(float, 1.0), trans_a=Attr(bool, False),
     trans_b=Attr(bool, False))
 def _gemm(node: Node) -> list[Spec]:
     a, b = _x(node, 0), _x(node, 1)
@@ -186,7 +184,7 @@ def _gemm(node: Node) -> list[Spec]:
     return [(shape, a.dtype)]
 
 
-@op("matmul", (2, 2))
+@op("matmul", inputs=(2, 2))
 def _matmul(node: Node) -> list[Spec]:
     a, b = _x(node, 0).shape, _x(node, 1).shape
     if not a or not b:
@@ -204,7 +202,7 @@ def _matmul(node: Node) -> list[Spec]:
     return [(shape, _x(node).dtype)]
 
 
-@op("concat", (1, -1), axis=int)
+@op("concat", inputs=(1, -1), axis=int)
 def _concat(node: Node) -> list[Spec]:
     first = _x(node).shape
     axis = node.attrs["axis"]
@@ -223,7 +221,7 @@ def _concat(node: Node) -> list[Spec]:
     return [((*first[:axis], total, *first[axis + 1:]), _x(node).dtype)]
 
 
-@op("flatten", (1, 1), axis=Attr(int, 1))
+@op("flatten", inputs=(1, 1), axis=Attr(int, 1))
 def _flatten(node: Node) -> list[Spec]:
     x = _x(node)
     axis = node.attrs["axis"]
@@ -258,7 +256,7 @@ def _product(dims: Shape) -> Dim:
     return _compose(coeff, symbols)
 
 
-@op("reshape", (1, 1), shape=INTS)
+@op("reshape", inputs=(1, 1), shape=INTS)
 def _reshape(node: Node) -> list[Spec]:
     """``shape`` is resolved at import: ints, at most one -1, and 0 only to copy the batch."""
     x = _x(node)
@@ -289,7 +287,7 @@ def _divide(total: Dim, known: Dim, node: Node) -> Dim:
     raise IRError(f"{node.name}: cannot infer the -1 of reshape from {total} / {known}")
 
 
-@op("transpose", (1, 1), perm=INTS)
+@op("transpose", inputs=(1, 1), perm=INTS)
 def _transpose(node: Node) -> list[Spec]:
     x = _x(node)
     perm = node.attrs["perm"]
@@ -298,7 +296,7 @@ def _transpose(node: Node) -> list[Spec]:
     return [(tuple(x.shape[p] for p in perm), x.dtype)]
 
 
-@op("pad", (1, 1), pads=INTS, mode=Attr(str, "constant"), value=Attr(float, 0.0))
+@op("pad", inputs=(1, 1), pads=INTS, mode=Attr(str, "constant"), value=Attr(float, 0.0))
 def _pad(node: Node) -> list[Spec]:
     x = _x(node)
     pads = node.attrs["pads"]
@@ -313,7 +311,7 @@ def _pad(node: Node) -> list[Spec]:
     return [(shape, x.dtype)]
 
 
-@op("reduce_mean", (1, 1), axes=INTS, keepdims=Attr(bool, True))
+@op("reduce_mean", inputs=(1, 1), axes=INTS, keepdims=Attr(bool, True))
 def _reduce_mean(node: Node) -> list[Spec]:
     x = _x(node)
     rank = len(x.shape)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from fastcnn.ir.core import Node, Shape
+from fastcnn.tables import registrar
 
 Spec = tuple[Shape, str]  # an output's (shape, dtype)
 REQUIRED = object()  # the default of an attribute that must be given
@@ -45,24 +46,15 @@ class OpSchema:
     infer: Callable[[Node], list[Spec]] | None = None
 
 
-def schema_table():
-    """A new op table with its two ways in: ``define(name, inputs, shape_fn, **attrs)`` and the
-    decorator ``@op(name, inputs, **attrs)`` over a shape function. An attribute given as a
-    bare type is required; an op defined twice is refused."""
+def _schema(name: str, infer_fn: Callable[[Node], list[Spec]], inputs: tuple[int, int],
+            **attrs: Attr | type | tuple[type, ...]) -> OpSchema:
+    """The schema of op ``name``: an attribute given as a bare type is required."""
+    return OpSchema(name, inputs, {k: v if isinstance(v, Attr) else Attr(v) for k, v in attrs.items()}, infer_fn)
+
+
+def schema_table() -> tuple[dict[str, OpSchema], Callable[..., Any]]:
+    """A new op table and its decorator, ``@op(name, inputs=(low, high), **attrs)`` over a shape
+    function (``op(name, inputs=...)(fn)`` for a function used by several ops); filled through
+    the shared registrar, which refuses an op defined twice."""
     table: dict[str, OpSchema] = {}
-
-    def define(name: str, num_inputs: tuple[int, int], infer_fn: Callable[[Node], list[Spec]],
-               **attrs: Attr | type | tuple[type, ...]) -> None:
-        if name in table:
-            raise ValueError(f"op {name!r} defined twice")
-        specs = {k: v if isinstance(v, Attr) else Attr(v) for k, v in attrs.items()}
-        table[name] = OpSchema(name, num_inputs, specs, infer_fn)
-
-    def op(name: str, num_inputs: tuple[int, int], **attrs: Attr | type | tuple[type, ...]):
-        def decorator(fn: Callable[[Node], list[Spec]]):
-            define(name, num_inputs, fn, **attrs)
-            return fn
-
-        return decorator
-
-    return table, op, define
+    return table, registrar(table, "op", build=_schema)
