@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# One call on the lent GPU machine: versions, the Triton backend's correctness on the GPU, the
-# `gpu` tests, the main job on CUDA, the CUDA latency benchmarks; most valuable results first. The log and one benchmark JSON per model go to $OUT.
+# One call on the lent GPU machine, most valuable results first: versions; the Triton backend's
+# correctness and latency beside PyTorch (bench/gpu_check.py, bounded by CHECK_BUDGET seconds);
+# then, when asked for, the `gpu` tests (GPU_TESTS, a pytest -k expression) and the pytest-benchmark
+# suite (BENCH_MODELS). The log and the results go to $OUT.
 #   run on the device:  bash bench/gpu_session.sh
 #   dry run here:       OUT=/tmp/out bash bench/gpu_session.sh   (GPU parts skip without CUDA)
 set -uo pipefail
@@ -19,18 +21,16 @@ step() {  # step NAME COMMAND...: run COMMAND, log to $OUT/session.log, remember
     [ "$rc" -eq 0 ] || status=1
 }
 
-step versions bash -c "date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1; \
+step versions bash -c "date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1; \
   $PY -c 'import sys, torch, triton, onnx, onnxruntime; print(sys.version); print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"triton\", triton.__version__, \"onnx\", onnx.__version__, \"onnxruntime\", onnxruntime.__version__)'"
-# Most valuable first. 1: the Triton backend is right on a real GPU (reduced-size networks and
-# every kernel's own tests on CUDA tensors, then the compile check against this Triton's ptxas).
-step triton_networks timeout 300 "$PY" -m pytest -q -p no:cacheprovider tests/backends/test_triton_networks.py \
-    tests/kernels -m "not slow"
-# 2: every zoo model at full size in float32/float16/bfloat16 against torch (the `gpu` tests).
-step gpu_tests timeout 420 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests -x --durations=20
-# 3: latency, the Triton backend beside eager, torch.compile and the torch backend.
-step main_job "$PY" -m fastcnn run googlenet --batch 8 --device "${DEVICE:-cuda}" --backend triton
-# One model per pytest run and JSON file, so that a run cut off by the time limit keeps the rest.
-for model in ${BENCH_MODELS:-resnet50 googlenet densenet121 squeezenet1_1}; do
+CHECK_BUDGET=${CHECK_BUDGET:-300}
+step gpu_check timeout $((CHECK_BUDGET + 90)) "$PY" bench/gpu_check.py --out "$OUT" --budget "$CHECK_BUDGET" \
+    ${CHECK_ARGS:-}
+if [ -n "${GPU_TESTS:-}" ]; then
+    step gpu_tests timeout "${GPU_TESTS_TIMEOUT:-240}" "$PY" -m pytest -q -m gpu -p no:cacheprovider tests \
+        -k "$GPU_TESTS" --durations=10
+fi
+for model in ${BENCH_MODELS:-}; do  # one model per pytest run and JSON file: a cut-off run keeps the rest
     FASTCNN_BENCH_MODELS=$model step "bench_$model" timeout 240 "$PY" -m pytest -q -p no:cacheprovider \
         bench/test_latency.py -k "${BENCH_FILTER:-cuda}" --benchmark-json="$OUT/bench_$model.json" \
         --benchmark-columns=min,median,mean,iqr,rounds --benchmark-sort=name
