@@ -37,7 +37,7 @@ Source = str | os.PathLike | bytes | onnx.ModelProto | nn.Module
 
 def load(source: Source, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
          backend: str | None = None, example_input: torch.Tensor | None = None,
-         pipeline: str | None = None, disable_passes: Sequence[str] = ()) -> Engine:
+         pipeline: str | None = None, disable_passes: Sequence[str] = (), max_batch: int | None = None) -> Engine:
     """Build an :class:`Engine` for ``source``: a zoo name, an ``.onnx`` path, or an ``nn.Module``.
 
     Args:
@@ -52,6 +52,7 @@ def load(source: Source, device: str | torch.device | None = None, dtype: torch.
             own, ``"none"`` runs the graph as imported.
         disable_passes: passes to skip, e.g. ``["fuse_concat"]``, to bisect a wrong result
             to one pass (the ``FASTCNN_DISABLE_PASSES`` environment variable does the same).
+        max_batch: the Triton backend's largest batch bucket (CUDA graph); ``None`` is 64.
     Raises:
         BackendUnavailableError: the device or backend asked for is not available (no fallback).
         InvalidModelError, UnsupportedModelError: the ONNX file is malformed or uses what
@@ -62,7 +63,7 @@ def load(source: Source, device: str | torch.device | None = None, dtype: torch.
     check_pass_options(pipeline, backend, disable_passes)
     graph = import_source(source, example_input)
     return Engine(graph, backend=backend, device=device, dtype=dtype, pipeline=pipeline,
-                  disable_passes=disable_passes)
+                  disable_passes=disable_passes, max_batch=max_batch)
 
 
 def choose_backend(backend: str | None, device: torch.device) -> str:

@@ -12,10 +12,15 @@ from typing import Callable, Protocol
 import torch
 from torch import Tensor
 
-from fastcnn.backends.devices import as_device, available_devices, torch_device_problem, triton_problem
+from fastcnn.backends.devices import (
+    as_device,
+    available_devices,
+    torch_device_problem,
+    triton_problem,
+)
 from fastcnn.backends.onnxruntime_backend import OrtExecutor, provider_problem
 from fastcnn.backends.torch_backend import TorchExecutor
-from fastcnn.errors import BackendUnavailableError
+from fastcnn.errors import BackendUnavailableError, InputError
 from fastcnn.ir import Graph
 
 
@@ -25,17 +30,25 @@ class Executor(Protocol):
     def warmup(self) -> None: ...
 
 
-def _triton_executor(graph: Graph, device: torch.device, dtype: torch.dtype | None) -> Executor:
+def _triton_executor(graph: Graph, device: torch.device, dtype: torch.dtype | None, **options) -> Executor:
     """Imported on use: the Triton backend needs triton, which only some platforms have."""
     from fastcnn.backends.triton_backend import TritonExecutor
 
-    return TritonExecutor(graph, device, dtype)
+    return TritonExecutor(graph, device, dtype, **options)
 
 
 BACKENDS: dict[str, Callable[[Graph, torch.device, torch.dtype | None], Executor]] = {
     "torch": TorchExecutor,
     "onnxruntime": OrtExecutor,
     "triton": _triton_executor,
+}
+
+# Options beyond (graph, device, dtype) that a backend takes. max_batch: the largest batch bucket
+# (CUDA graph) the Triton backend prepares; the others run any batch as it comes.
+BACKEND_OPTIONS: dict[str, frozenset[str]] = {
+    "torch": frozenset(),
+    "onnxruntime": frozenset(),
+    "triton": frozenset({"max_batch"}),
 }
 
 # Beyond the device torch itself must reach, what each backend needs (None: nothing more).
@@ -60,13 +73,18 @@ def available(name: str, device: torch.device | str | None) -> bool:
 
 
 def create_executor(name: str, graph: Graph, device: torch.device | str | None = None,
-                    dtype: torch.dtype | None = None) -> Executor:
-    """Build backend ``name``'s executor for ``graph``, or raise saying what is available."""
+                    dtype: torch.dtype | None = None, **options) -> Executor:
+    """Build backend ``name``'s executor for ``graph``, or raise saying what is available.
+    ``options`` (see :data:`BACKEND_OPTIONS`) left at ``None`` are the backend's defaults."""
     reason = unavailable_reason(name, device)
     if reason is not None:
         raise BackendUnavailableError(f"backend {name!r} on {as_device(device)} is not available: "
                                       f"{reason}. Available here: {describe_available()}")
-    return BACKENDS[name](graph, as_device(device), dtype)
+    given = {key: value for key, value in options.items() if value is not None}
+    foreign = sorted(set(given) - BACKEND_OPTIONS[name])
+    if foreign:
+        raise InputError(f"backend {name!r} takes no option {', '.join(foreign)}")
+    return BACKENDS[name](graph, as_device(device), dtype, **given)
 
 
 def describe_available() -> str:
@@ -75,5 +93,5 @@ def describe_available() -> str:
     return "; ".join(f"{d} ({', '.join(b) or 'no backend'})" for d, b in usable.items())
 
 
-__all__ = ["BACKENDS", "Executor", "OrtExecutor", "TorchExecutor", "available", "create_executor",
+__all__ = ["BACKENDS", "BACKEND_OPTIONS", "Executor", "OrtExecutor", "TorchExecutor", "available", "create_executor",
            "describe_available", "unavailable_reason"]

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from fastcnn.backends.devices import check_torch_device, triton_problem
 from fastcnn.backends.triton_lowering import Lowering, lower_node, pack_weights, unsupported_nodes, workspace_hook
-from fastcnn.errors import BackendUnavailableError, UnsupportedModelError
+from fastcnn.errors import BackendUnavailableError, InputError, UnsupportedModelError
 from fastcnn.ir import Graph, Value
 from fastcnn.ir.cost import is_view
 from fastcnn.runtime.memory import MemoryPlan
@@ -41,6 +41,7 @@ from fastcnn.runtime.plan import make_plan
 DTYPES = {None: torch.float32, torch.float32: torch.float32, torch.float16: torch.float16,
           torch.bfloat16: torch.bfloat16}
 MAX_BATCH = 64  # the largest bucket by default; a larger batch runs in several passes
+MAX_BATCH_LIMIT = 4096  # one arena for the largest bucket; beyond this it is too large to be sane
 
 
 def buckets(max_batch: int) -> list[int]:
@@ -65,6 +66,8 @@ class TritonExecutor:
 
     def __init__(self, graph: Graph, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None, *, max_batch: int = MAX_BATCH) -> None:
+        if not isinstance(max_batch, int) or isinstance(max_batch, bool) or not 1 <= max_batch <= MAX_BATCH_LIMIT:
+            raise InputError(f"max_batch must be an integer from 1 to {MAX_BATCH_LIMIT}, not {max_batch!r}")
         self.device = check_torch_device(device, "triton")
         problem = triton_problem(self.device)
         if problem is not None:

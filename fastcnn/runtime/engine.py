@@ -39,14 +39,17 @@ class Engine:
         pipeline: which passes run (a key of ``fastcnn.passes.PIPELINES``); ``None`` picks the
             backend's own. ``"none"`` runs the graph as imported.
         disable_passes: pass names to skip, on top of ``FASTCNN_DISABLE_PASSES``.
+        max_batch: the Triton backend's largest batch bucket (one CUDA graph per power of two
+            up to it, all in one arena sized for it; a larger batch runs in parts); ``None``
+            is its default, 64. Other backends take no such option.
     Raises:
         BackendUnavailableError: the device or backend asked for is not available here.
-        InputError: an unknown pipeline or pass name.
+        InputError: an unknown pipeline or pass name, or an option the backend does not take.
     """
 
     def __init__(self, graph: Graph, backend: str = "torch", device: str | torch.device | None = "cpu",
                  dtype: torch.dtype | None = None, pipeline: str | None = None,
-                 disable_passes: Sequence[str] = ()) -> None:
+                 disable_passes: Sequence[str] = (), max_batch: int | None = None) -> None:
         self.source_graph = graph
         self.backend = backend
         self.device = resolve_device(device)
@@ -54,7 +57,7 @@ class Engine:
         self.pipeline, disabled = check_pass_options(pipeline, backend, disable_passes)
         self.graph = _rewrite(graph, self.pipeline, disabled)
         self.input_specs = tuple(InputSpec.of(value, dtype) for value in self.graph.inputs)
-        self._executor = create_executor(backend, self.graph, self.device, dtype)
+        self._executor = create_executor(backend, self.graph, self.device, dtype, max_batch=max_batch)
 
     @property
     def input_spec(self) -> InputSpec:

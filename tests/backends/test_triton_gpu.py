@@ -11,6 +11,8 @@ small gamma, as trained networks have.
 """
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from torch import nn
@@ -39,6 +41,52 @@ def _no_tf32():
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     yield
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+@pytest.fixture(scope="module")
+def squeezenet():
+    """squeezenet1_1 in float16 on the Triton backend with buckets 1, 2, 4 and 8, and its float32 model."""
+    model = randomize_batchnorm(fastcnn.create_model("squeezenet1_1", seed=0)).eval()
+    example = torch.zeros(1, 3, 224, 224)
+    graph = fastcnn.load(model, device="cpu", backend="torch", example_input=example).source_graph
+    # small buckets: a batch of 11 runs as 8 + 3 (3 padded to 4)
+    engine = fastcnn.Engine(graph, backend="triton", device="cuda", dtype=torch.float16, max_batch=8)
+    return engine, model.cuda()
+
+
+@pytest.mark.parametrize("batch", [1, 3, 8, 11])
+def test_batches_between_buckets_and_past_the_largest(squeezenet, batch):
+    engine, model = squeezenet
+    x = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(batch)).cuda()
+    with torch.no_grad():
+        expected = model(x)
+    got = engine.infer(x.half())
+    assert got.shape == expected.shape
+    assert relative_l2(got, expected) < 1e-2
+
+
+def test_concurrent_infer_calls_stay_correct(squeezenet):
+    """Threads share one engine (one arena, one CUDA graph per bucket); the lock keeps each
+    call's input, replay and output together, so every thread gets its own answer."""
+    engine, _ = squeezenet
+    inputs = [torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(i)).cuda().half()
+              for i in range(4)]
+    expected = [engine.infer(x) for x in inputs]
+    results: dict[int, list[torch.Tensor]] = {i: [] for i in range(4)}
+
+    def worker(i: int) -> None:
+        for _ in range(5):
+            results[i].append(engine.infer(inputs[i]))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(4):
+        assert len(results[i]) == 5
+        for got in results[i]:
+            torch.testing.assert_close(got, expected[i], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("name", fastcnn.list_models())

@@ -62,6 +62,26 @@ def test_a_batch_between_buckets_is_padded_and_cut():
     assert sorted(triton._executor._buckets) == [2, 4]
 
 
+def test_a_batch_past_max_batch_runs_in_parts():
+    """With max_batch=2 (buckets 1 and 2), batch 5 runs as 2 + 2 + 1 and is joined in order."""
+    model = fastcnn.create_model("lenet5", seed=0).eval()
+    reference = fastcnn.load(model, device="cpu", backend="torch", example_input=torch.zeros(1, 1, 32, 32))
+    triton = fastcnn.Engine(reference.source_graph, backend="triton", device=DEVICE, max_batch=2)
+    _check(reference, triton, batch=5)
+    assert sorted(triton._executor._buckets) == [1, 2]
+
+
+@pytest.mark.parametrize("max_batch", [0, -1, 2.0, True, 10**6])
+def test_max_batch_out_of_range_is_refused_at_load(max_batch):
+    with pytest.raises(fastcnn.InputError, match="max_batch"):
+        fastcnn.load("lenet5", device=DEVICE, backend="triton", max_batch=max_batch)
+
+
+def test_max_batch_is_an_option_of_the_triton_backend_only():
+    with pytest.raises(fastcnn.InputError, match="takes no option max_batch"):
+        fastcnn.load("lenet5", device="cpu", backend="torch", max_batch=8)
+
+
 @pytest.mark.parametrize("name, size", [("alexnet", (3, 127, 127)), ("vgg16", (3, 32, 32))])
 def test_convolutional_part_of_fixed_size_networks(name, size):
     features = fastcnn.create_model(name, seed=0).features.eval()
