@@ -138,7 +138,88 @@ def _onnx_inferred_size(node: Node) -> tuple[int, int] | None:
 
 writes("max_pool")(_pool("MaxPool", kernel="kernel_shape", stride="strides", padding="pads",
                          dilation="dilations"))
-writes("avg_pool")(_pool("AveragePool", kernel="kernel_shape", stride="strides", padding="pads"))
+_write_avg_pool = _pool("AveragePool", kernel="kernel_shape", stride="strides", padding="pads",
+                        dilation="dilations")
+
+
+@writes("avg_pool")
+def _avg_pool(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
+    """Undilated: AveragePool. Dilated (an opset-19 attribute): AveragePool at opset 19 and
+    later, before that window sums as a depthwise Conv of ones divided by each window's count."""
+    dilation = tuple(node.attrs.get("dilation", (1, 1)))
+    if dilation == (1, 1):
+        plain = Node(node.op, node.inputs, node.outputs,
+                     {k: v for k, v in node.attrs.items() if k != "dilation"}, node.name)
+        return _write_avg_pool(w, plain, inputs, out)
+    if w.opset >= 19:
+        return _write_avg_pool(w, node, inputs, out)
+    return _dilated_avg_pool(w, node, inputs, out)
+
+
+def _dilated_avg_pool(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
+    a = node.attrs
+    x, y = node.inputs[0], node.outputs[0]
+    if not all(isinstance(d, int) for d in (*x.shape[1:], *y.shape[2:])):
+        raise ValueError(f"{node.name}: a dilated avg_pool before opset 19 needs static C, H and W")
+    (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["stride"], a["dilation"]
+    top, left, bottom, right = a["padding"]
+    (height, width), (h, wd) = x.shape[2:], y.shape[2:]
+    extra_h = max(0, (h - 1) * sh + dh * (kh - 1) + 1 - (height + top + bottom))
+    extra_w = max(0, (wd - 1) * sw + dw * (kw - 1) + 1 - (width + left + right))
+    cells = np.zeros((height + top + bottom + extra_h, width + left + right + extra_w))
+    if a["count_include_pad"]:
+        cells[:height + top + bottom, :width + left + right] = 1
+    else:
+        cells[top:top + height, left:left + width] = 1
+    counts = sum(cells[i * dh:i * dh + (h - 1) * sh + 1:sh, j * dw:j * dw + (wd - 1) * sw + 1:sw]
+                 for i in range(kh) for j in range(kw))
+    dtype = w.dtype(x)
+    pads = w.initializer(np.array([0, 0, top, left, 0, 0, bottom + extra_h, right + extra_w], np.int64),
+                         f"{node.name}_pads")
+    ones = w.initializer(np.ones((x.shape[1], 1, kh, kw), dtype), f"{node.name}_ones")
+    divisor = w.initializer(counts.reshape(1, 1, h, wd).astype(dtype), f"{node.name}_counts")
+    padded, sums = w.fresh(f"{node.name}/padded"), w.fresh(f"{node.name}/sums")
+    return [helper.make_node("Pad", [inputs[0], pads], [padded], name=padded),
+            helper.make_node("Conv", [padded, ones], [sums], name=sums, strides=[sh, sw], dilations=[dh, dw],
+                             group=x.shape[1]),
+            helper.make_node("Div", [sums, divisor], [out], name=node.name)]
+
+
+for _ir, _onnx in {"exp": "Exp", "max": "Max", "min": "Min", "less": "Less", "where": "Where"}.items():
+    writes(_ir)(_simple(_onnx))
+writes("conv_transpose2d")(_simple("ConvTranspose", stride="strides", padding="pads", dilation="dilations",
+                                   groups="group"))
+
+
+@writes("reduce_max")
+def _reduce_max(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
+    """Like ``reduce_mean``: the axes an attribute before opset 18, an input from then on."""
+    axes, keep = list(node.attrs["axes"]), int(node.attrs["keepdims"])
+    if w.opset < 18:
+        extra = {"axes": axes} if axes else {}
+        return [helper.make_node("ReduceMax", inputs, [out], name=node.name, keepdims=keep, **extra)]
+    args = [inputs[0]]
+    if axes:
+        args.append(w.initializer(np.array(axes, dtype=np.int64), f"{node.name}_axes"))
+    return [helper.make_node("ReduceMax", args, [out], name=node.name, keepdims=keep)]
+
+
+@writes("dropout_mask")
+def _dropout_mask(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
+    """All true in the input's shape: ConstantOfShape of its Shape."""
+    shape = w.fresh(f"{node.name}/shape")
+    true = helper.make_tensor("value", onnx.TensorProto.BOOL, [1], [True])
+    return [helper.make_node("Shape", [inputs[0]], [shape], name=shape),
+            helper.make_node("ConstantOfShape", [shape], [out], name=node.name, value=true)]
+
+
+@writes("max_pool_indices")
+def _max_pool_indices(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
+    a = node.attrs
+    attrs = {"kernel_shape": list(a["kernel"]), "strides": list(a["stride"]), "pads": list(a["padding"]),
+             "dilations": list(a["dilation"]), "ceil_mode": int(a["ceil_mode"]),
+             "storage_order": a["storage_order"]}
+    return [helper.make_node("MaxPool", inputs, [v.name for v in node.outputs], name=node.name, **attrs)]
 
 
 @writes("reshape")
@@ -151,7 +232,9 @@ def _reshape(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.N
 def _pad(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
     pads = w.initializer(np.array(node.attrs["pads"], dtype=np.int64), f"{node.name}_pads")
     args = [inputs[0], pads]
-    if node.attrs["mode"] == "constant":
+    if node.attrs["mode"] == "constant" and len(inputs) > 1:  # the fill, computed at run time
+        args.append(inputs[1])
+    elif node.attrs["mode"] == "constant":
         args.append(w.scalar(node.attrs["value"], node.inputs[0], f"{node.name}_value"))
     return [helper.make_node("Pad", args, [out], name=node.name, mode=node.attrs["mode"])]
 
@@ -280,7 +363,7 @@ def _fused_pool(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onn
         return chain.then("GlobalAveragePool" if mode == "global_avg" else "GlobalMaxPool").nodes(out)
     pooled_input = w.fresh(f"{node.name}/pool_in")
     plain_op = _POOL_WRITERS[mode]
-    keys = ("kernel", "stride", "padding", "ceil_mode") + (("dilation",) if mode == "max" else ("count_include_pad",))
+    keys = ("kernel", "stride", "padding", "ceil_mode", "dilation") + (() if mode == "max" else ("count_include_pad",))
     plain = Node(plain_op, [node.inputs[0]], node.outputs, {k: a[k] for k in keys}, node.name)
     return chain.nodes(pooled_input) + WRITERS[plain_op](w, plain, [pooled_input], out)
 

@@ -91,6 +91,8 @@ def avg_pool(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
     x = inputs[0]
     kernel, stride, ceil = attrs["kernel"], attrs["stride"], attrs["ceil_mode"]
     include_pad = attrs["count_include_pad"]
+    if tuple(attrs.get("dilation", (1, 1))) != (1, 1):
+        return _dilated_avg_pool(x, attrs)
     native = _native_padding(attrs["padding"], kernel)
     if native is not None:  # torch's divisors are ONNX's for symmetric paddings
         return F.avg_pool2d(x, kernel, stride, native, ceil, include_pad)
@@ -101,6 +103,63 @@ def avg_pool(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
         mask = torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype, device=x.device)
         y = y / F.avg_pool2d(_pad_hw(mask, attrs["padding"], 0.0), kernel, stride, 0, ceil, True)
     return _crop_to_ir(y, x, attrs)
+
+
+def _dilated_avg_pool(x: Tensor, attrs: dict[str, Any]) -> Tensor:
+    """Average pooling with dilated windows (torch's has none): window sums as a depthwise
+    convolution with a ones kernel, divided by the count the window covers: the real cells, or
+    with ``count_include_pad`` the cells of the input plus its explicit pads (never the overhang
+    of the ceil-mode last window)."""
+    (kh, kw), stride, dilation = attrs["kernel"], attrs["stride"], attrs["dilation"]
+    top, left, bottom, right = attrs["padding"]
+    h = window_out(x.shape[2], kh, stride[0], top, bottom, dilation[0], attrs["ceil_mode"])
+    w = window_out(x.shape[3], kw, stride[1], left, right, dilation[1], attrs["ceil_mode"])
+    # Extra end padding so that the last (ceil-mode) window fits.
+    extra_h = max(0, (h - 1) * stride[0] + dilation[0] * (kh - 1) + 1 - (x.shape[2] + top + bottom))
+    extra_w = max(0, (w - 1) * stride[1] + dilation[1] * (kw - 1) + 1 - (x.shape[3] + left + right))
+    channels = x.shape[1]
+    ones = torch.ones((channels, 1, kh, kw), dtype=x.dtype, device=x.device)
+    padded = F.pad(x, (left, right + extra_w, top, bottom + extra_h))
+    sums = F.conv2d(padded, ones, None, stride, 0, dilation, channels)
+    cells = torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype, device=x.device)
+    if attrs["count_include_pad"]:
+        cells = F.pad(cells, (left, right, top, bottom), value=1.0)
+        cells = F.pad(cells, (0, extra_w, 0, extra_h))
+    else:
+        cells = F.pad(cells, (left, right + extra_w, top, bottom + extra_h))
+    counts = F.conv2d(cells, ones[:1], None, stride, 0, dilation)
+    return (sums / counts)[:, :, :h, :w]
+
+
+@register("max_pool_indices")
+def max_pool_indices(inputs: list[Any], attrs: dict[str, Any]) -> list[Tensor]:
+    """Max pooling and ONNX's Indices: the flat position of each max in the whole input, in
+    N x C x H x W order, or with ``storage_order`` 1 in N x C x W x H order (as ONNX Runtime)."""
+    x = inputs[0]
+    n, c, height, width = x.shape
+    top, left = attrs["padding"][:2]
+    padded = _pad_hw(x, attrs["padding"], -math.inf)
+    y, flat = F.max_pool2d(padded, attrs["kernel"], attrs["stride"], 0, attrs["dilation"],
+                           ceil_mode=attrs["ceil_mode"], return_indices=True)
+    y, flat = _crop_to_ir(y, x, attrs), _crop_to_ir(flat, x, attrs)
+    row = torch.div(flat, padded.shape[3], rounding_mode="floor") - top
+    col = flat % padded.shape[3] - left
+    plane = torch.arange(n * c, device=x.device, dtype=torch.int64).view(n, c, 1, 1) * (height * width)
+    within = col * height + row if attrs["storage_order"] else row * width + col
+    return [y, plane + within]
+
+
+@register("conv_transpose2d")
+def conv_transpose2d(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    """The full transposed convolution, then ``output_padding`` zeros added at the end and the
+    ``padding`` cropped (both in one ``F.pad``), then the bias: ONNX's ConvTranspose for any
+    paddings and output paddings (torch's own takes symmetric ones below the stride)."""
+    x, w, b = (inputs + [None])[:3]
+    y = F.conv_transpose2d(x, w, None, attrs["stride"], 0, 0, attrs["groups"], attrs["dilation"])
+    top, left, bottom, right = attrs["padding"]
+    extra_h, extra_w = attrs["output_padding"]
+    y = F.pad(y, (-left, extra_w - right, -top, extra_h - bottom))
+    return y if b is None else y + b.view(1, -1, 1, 1)
 
 
 @register("global_avg_pool")
@@ -144,6 +203,8 @@ register("sigmoid")(_unary(torch.sigmoid))
 register("tanh")(_unary(torch.tanh))
 register("identity")(_unary(lambda x: x))
 register("dropout")(_unary(lambda x: x))  # inference
+register("dropout_mask")(_unary(lambda x: torch.ones_like(x, dtype=torch.bool)))  # inference: keep all
+register("exp")(_unary(torch.exp))
 def _binary(fn: Callable[[Tensor, Tensor], Tensor]) -> OpFn:
     return lambda inputs, attrs: fn(inputs[0], inputs[1])
 
@@ -152,6 +213,14 @@ register("add")(_binary(torch.add))
 register("sub")(_binary(torch.sub))
 register("mul")(_binary(torch.mul))
 register("div")(_binary(torch.div))
+register("max")(_binary(torch.maximum))
+register("min")(_binary(torch.minimum))
+register("less")(_binary(torch.lt))
+
+
+@register("where")
+def where(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    return torch.where(inputs[0], inputs[1], inputs[2])
 
 
 @register("clip")
@@ -221,7 +290,12 @@ def pad(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
         torch_pads: list[int] = []
         for axis in reversed(range(rank)):  # F.pad starts from the last axis
             torch_pads += [pads[axis], pads[axis + rank]]
-        return F.pad(x, torch_pads, value=attrs["value"])
+        fill = inputs[1] if len(inputs) > 1 else None
+        if fill is None:
+            return F.pad(x, torch_pads, value=attrs["value"])
+        # A fill computed at run time: pad, then put it where a padded mask says.
+        inside = F.pad(torch.ones_like(x, dtype=torch.bool), torch_pads, value=False)
+        return torch.where(inside, F.pad(x, torch_pads), fill.reshape(()).to(x.dtype))
     for axis in range(rank):
         if pads[axis] or pads[axis + rank]:
             index = _pad_index(x.shape[axis], pads[axis], pads[axis + rank], attrs["mode"], x.device)
@@ -236,6 +310,13 @@ def _pad_index(size: int, begin: int, end: int, mode: str, device: torch.device)
         return index.clamp(0, size - 1)
     index = index.abs()  # mirror about 0, then about size - 1 (one reflection, as ONNX)
     return (size - 1) - ((size - 1) - index).abs()
+
+
+@register("reduce_max")
+def reduce_max(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
+    x = inputs[0]
+    axes = tuple(attrs["axes"]) or tuple(range(x.dim()))
+    return x.amax(dim=axes, keepdim=attrs["keepdims"]) if x.dim() else x
 
 
 @register("reduce_mean")

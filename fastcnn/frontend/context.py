@@ -78,6 +78,7 @@ class ImportContext:
     node: onnx.NodeProto | None = None  # the node being converted
     # Converts a subgraph's nodes in this context and returns its outputs (for If).
     inline: Callable[[onnx.GraphProto], list[Operand]] | None = None
+    fold_budget: Any = None  # the FoldBudget of import-time folding (fastcnn.frontend.folding)
 
     # -- reading operands ---------------------------------------------------------------
     def operand(self, name: str) -> Value | Folded | Blocked | None:
@@ -141,17 +142,22 @@ class ImportContext:
     def emit(self, op: str, inputs: Sequence[Operand], attrs: dict[str, Any] | None = None,
              suffix: str = "", out_name: str | None = None) -> Value:
         """Append IR node ``op`` for the node being converted and return its one output."""
+        return self.emit_outputs(op, inputs, attrs, suffix, [out_name])[0]
+
+    def emit_outputs(self, op: str, inputs: Sequence[Operand], attrs: dict[str, Any] | None = None,
+                     suffix: str = "", out_names: Sequence[str | None] = (None,)) -> list[Value]:
+        """Append IR node ``op`` and return all its outputs, named ``out_names`` where given."""
         node_name = (self.node.name or self.node.op_type) if self.node is not None else op
         values = [None if x is None else self.runtime(x) for x in inputs]
         hint = f"{node_name}/{suffix}" if suffix else node_name
-        outs = [out_name] if out_name else [hint]
+        outs = [name or (hint if i == 0 else f"{hint}_{i}") for i, name in enumerate(out_names)]
         try:
             ir_node = self.graph.add_node(op, values, attrs, name=hint, out_names=outs,
                                           sources=(self._source_label(op),))
         except IRError as exc:
             raise InvalidModelError(f"node {node_name!r} ({self.node.op_type if self.node else op}): "
                                     f"{exc}") from None
-        return ir_node.outputs[0]
+        return ir_node.outputs
 
     def _source_label(self, op: str) -> str:
         """The ONNX node an IR node comes from, as plans show it (unnamed ones by their output)."""

@@ -134,7 +134,7 @@ def _max_pool(node: Node) -> list[Spec]:
 
 
 @op("avg_pool", inputs=(1, 1), kernel=INTS, stride=STRIDE, padding=PADDING, ceil_mode=Attr(bool, False),
-    count_include_pad=Attr(bool, False))
+    count_include_pad=Attr(bool, False), dilation=DILATION)
 def _avg_pool(node: Node) -> list[Spec]:
     _check_pool_padding(node)
     return _spatial(node, _x(node).shape[1], node.attrs["ceil_mode"])
@@ -296,9 +296,12 @@ def _transpose(node: Node) -> list[Spec]:
     return [(tuple(x.shape[p] for p in perm), x.dtype)]
 
 
-@op("pad", inputs=(1, 1), pads=INTS, mode=Attr(str, "constant"), value=Attr(float, 0.0))
+@op("pad", inputs=(1, 2), pads=INTS, mode=Attr(str, "constant"), value=Attr(float, 0.0))
 def _pad(node: Node) -> list[Spec]:
+    """An optional second input is the constant fill computed at run time (then ``value`` is unused)."""
     x = _x(node)
+    if len(node.inputs) > 1 and node.inputs[1] is not None and _product(node.inputs[1].shape) != 1:
+        raise IRError(f"{node.name}: pad's run-time fill value must be one number, got shape {node.inputs[1].shape}")
     pads = node.attrs["pads"]
     rank = len(x.shape)
     if len(pads) != 2 * rank:
@@ -319,3 +322,74 @@ def _reduce_mean(node: Node) -> list[Spec]:
     keep = node.attrs["keepdims"]
     shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape) if keep or i not in axes)
     return [(shape, x.dtype)]
+
+
+# -- ops met in ONNX's function bodies (expanded Softmax, LeakyRelu, Relu, Clip) and the
+# -- rarer forms of CNN ops (ConvTranspose, MaxPool indices, Dropout mask) -------------------
+op("exp", inputs=(1, 1))(_same)
+op("max", "min", inputs=(2, 2))(_elementwise)
+
+
+@op("less", inputs=(2, 2))
+def _less(node: Node) -> list[Spec]:
+    """``a < b`` with broadcasting: a bool tensor."""
+    return [(_elementwise(node)[0][0], "bool")]
+
+
+@op("where", inputs=(3, 3))
+def _where(node: Node) -> list[Spec]:
+    """``cond ? x : y`` with the three operands broadcast; ``cond`` is bool."""
+    cond, x, y = _x(node, 0), _x(node, 1), _x(node, 2)
+    if cond.dtype != "bool":
+        raise IRError(f"{node.name}: where's condition must be bool, got {cond.dtype}")
+    shape = broadcast(broadcast(cond.shape, x.shape, node.name), y.shape, node.name)
+    return [(shape, x.dtype)]
+
+
+op("reduce_max", inputs=(1, 1), axes=INTS, keepdims=Attr(bool, True))(_reduce_mean)
+
+
+@op("dropout_mask", inputs=(1, 1))
+def _dropout_mask(node: Node) -> list[Spec]:
+    """Inference Dropout's mask output: all true, in the input's shape."""
+    return [(_x(node).shape, "bool")]
+
+
+@op("max_pool_indices", inputs=(1, 1), kernel=INTS, stride=STRIDE, padding=PADDING, dilation=DILATION,
+    ceil_mode=Attr(bool, False), storage_order=Attr(int, 0, (0, 1)))
+def _max_pool_indices(node: Node) -> list[Spec]:
+    """MaxPool with its Indices output: the max, and where it is (int64), ONNX's flat index into
+    the whole N x C x H x W input (``storage_order`` 1: as if H and W were stored transposed)."""
+    (shape, dtype), = _max_pool(node)
+    return [(shape, dtype), (shape, "int64")]
+
+
+@op("conv_transpose2d", inputs=(2, 3), stride=STRIDE, padding=PADDING, output_padding=Attr(tuple, (0, 0)),
+    dilation=DILATION, groups=Attr(int, 1))
+def _conv_transpose2d(node: Node) -> list[Spec]:
+    """A transposed convolution; the weight is C x M/groups x kH x kW, ``padding`` crops the full
+    output ``(in - 1) * stride + dilation * (k - 1) + 1 + output_padding``."""
+    x, w = _x(node, 0), _x(node, 1)
+    if len(x.shape) != 4 or len(w.shape) != 4:
+        raise IRError(f"{node.name}: conv_transpose2d takes a 4-D input and weight, got {x.shape} and {w.shape}")
+    groups = node.attrs["groups"]
+    if isinstance(x.shape[1], int) and x.shape[1] != w.shape[0]:
+        raise IRError(f"{node.name}: conv_transpose2d input has {x.shape[1]} channels, weight expects {w.shape[0]}")
+    if groups < 1 or w.shape[0] % groups:
+        raise IRError(f"{node.name}: conv_transpose2d groups {groups} do not divide {w.shape[0]} channels")
+    bias = node.inputs[2] if len(node.inputs) > 2 else None
+    channels = w.shape[1] * groups
+    if bias is not None and tuple(bias.shape) != (channels,):
+        raise IRError(f"{node.name}: conv_transpose2d bias must have shape ({channels},), got {bias.shape}")
+    top, left, bottom, right = node.attrs["padding"]
+    sizes: list[Dim] = []
+    for size, k, s, d, extra, begin, end in zip(x.shape[2:], w.shape[2:], node.attrs["stride"],
+                                                 node.attrs["dilation"], node.attrs["output_padding"],
+                                                 (top, left), (bottom, right)):
+        if isinstance(size, str):
+            raise IRError(f"{node.name}: conv_transpose2d needs static spatial sizes, got {x.shape}")
+        out = (size - 1) * s + d * (k - 1) + 1 + extra - begin - end
+        if out < 1:
+            raise IRError(f"{node.name}: conv_transpose2d output size {out} is empty")
+        sizes.append(out)
+    return [((x.shape[0], channels, *sizes), x.dtype)]

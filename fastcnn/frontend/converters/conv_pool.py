@@ -106,9 +106,6 @@ def max_pool(ctx: ImportContext, node: onnx.NodeProto, X: Operand, *, auto_pad: 
              ceil_mode: int = 0, dilations: list[int] | None = None,
              kernel_shape: list[int] | None = None, pads: list[int] | None = None,
              storage_order: int = 0, strides: list[int] | None = None) -> Value:
-    if len(node.output) > 1 and ctx.is_used(node.output[1]):
-        raise Unsupported("the second output (Indices, the argmax positions) is not supported"
-                          + (" (nor storage_order=1)" if storage_order else ""))
     x, lifted = _image(ctx, X, "max pooling")
     kernel = _kernel(node, _lift(kernel_shape, lifted, 1))
     stride = _pair(_lift(strides, lifted, 1), "strides")
@@ -117,7 +114,22 @@ def max_pool(ctx: ImportContext, node: onnx.NodeProto, X: Operand, *, auto_pad: 
                              _lift_pads(pads, lifted))
     attrs = {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation,
              "ceil_mode": bool(ceil_mode)}
+    if len(node.output) > 1 and ctx.is_used(node.output[1]):
+        return _max_pool_indices(ctx, x, lifted, {**attrs, "storage_order": int(storage_order)})
     return _finish(ctx, ctx.emit("max_pool", [x], attrs, out_name=_out_name(ctx, lifted)), lifted)
+
+
+def _max_pool_indices(ctx: ImportContext, x: Value, lifted: bool, attrs: dict) -> list[Value]:
+    """MaxPool with its Indices output (flat positions in the input; a lifted 1-D input has
+    H = 1, so its positions are the same)."""
+    if attrs["storage_order"] not in (0, 1):
+        raise Unsupported(f"storage_order={attrs['storage_order']}")
+    names = [None, "indices"] if lifted else [ctx.output_name(0), ctx.output_name(1)]
+    y, indices = ctx.emit_outputs("max_pool_indices", [x], attrs, out_names=names)
+    if not lifted:
+        return [y, indices]
+    return [_finish(ctx, y, True),
+            reshape_to(ctx, indices, (y.shape[0], y.shape[1], y.shape[3]), out_name=ctx.output_name(1))]
 
 
 @converter("AveragePool")
@@ -125,15 +137,14 @@ def average_pool(ctx: ImportContext, node: onnx.NodeProto, X: Operand, *, auto_p
                  ceil_mode: int = 0, count_include_pad: int = 0, dilations: list[int] | None = None,
                  kernel_shape: list[int] | None = None, pads: list[int] | None = None,
                  strides: list[int] | None = None) -> Value:
-    if dilations is not None and any(d != 1 for d in dilations):
-        raise Unsupported(f"dilations {list(dilations)} (dilated average pooling)")
     x, lifted = _image(ctx, X, "average pooling")
     kernel = _kernel(node, _lift(kernel_shape, lifted, 1))
     stride = _pair(_lift(strides, lifted, 1), "strides")
-    padding = window_padding(x.shape[2:], kernel, stride, (1, 1), auto_pad,
+    dilation = _pair(_lift(dilations, lifted, 1), "dilations")
+    padding = window_padding(x.shape[2:], kernel, stride, dilation, auto_pad,
                              _lift_pads(pads, lifted))
     attrs = {"kernel": kernel, "stride": stride, "padding": padding, "ceil_mode": bool(ceil_mode),
-             "count_include_pad": bool(count_include_pad)}
+             "count_include_pad": bool(count_include_pad), "dilation": dilation}
     return _finish(ctx, ctx.emit("avg_pool", [x], attrs, out_name=_out_name(ctx, lifted)), lifted)
 
 
@@ -144,3 +155,71 @@ def global_pool(ctx: ImportContext, node: onnx.NodeProto, X: Operand) -> Value:
         raise Unsupported(f"input of rank {len(x.shape)}; global pooling needs N x C x spatial")
     op = "global_avg_pool" if node.op_type == "GlobalAveragePool" else "global_max_pool"
     return ctx.emit(op, [x], out_name=ctx.output_name())
+
+
+@converter("ConvTranspose")
+def conv_transpose(ctx: ImportContext, node: onnx.NodeProto, X: Operand, W: Operand, B: Operand = None, *,
+                   auto_pad: str = "NOTSET", dilations: list[int] | None = None, group: int = 1,
+                   kernel_shape: list[int] | None = None, output_padding: list[int] | None = None,
+                   output_shape: list[int] | None = None, pads: list[int] | None = None,
+                   strides: list[int] | None = None) -> Value:
+    """A 1-D or 2-D transposed convolution with explicit ``(top, left, bottom, right)`` crops.
+
+    ``output_shape`` (or ``auto_pad`` SAME_*, whose output is ``input * stride``) sets the total
+    crop per axis; it is split as ONNX's spec says: the odd pixel at the end with SAME_UPPER,
+    at the beginning otherwise.
+    """
+    x, lifted = _image(ctx, X, "transposed convolution")
+    w = _weight(ctx, W, lifted)
+    w_shape = ctx.shape(w)
+    if len(w_shape) != 4 or (isinstance(x.shape[1], int) and w_shape[0] != x.shape[1]):
+        raise InvalidModelError(f"node {node.name!r} (ConvTranspose): weight {ctx.shape(W)} does not fit "
+                                f"input {ctx.shape(X)}")
+    kernel = (int(w_shape[2]), int(w_shape[3]))
+    if kernel_shape is not None and tuple(_lift(kernel_shape, lifted, 1)) != kernel:
+        raise InvalidModelError(f"node {node.name!r} (ConvTranspose): kernel_shape {list(kernel_shape)} "
+                                f"differs from the weight's {list(ctx.shape(W)[2:])}")
+    stride = _pair(_lift(strides, lifted, 1), "strides")
+    dilation = _pair(_lift(dilations, lifted, 1), "dilations")
+    extra = _pair(_lift(output_padding, lifted, 0), "output_padding", 0)
+    if auto_pad not in ("NOTSET", "", "VALID", "SAME_UPPER", "SAME_LOWER"):
+        raise Unsupported(f"auto_pad={auto_pad!r}")
+    wanted = _lift(output_shape, lifted, 1)
+    if wanted is not None and len(wanted) == 4:  # the full N x C x H x W shape, as some exporters write
+        wanted = wanted[2:]
+    if wanted is None and auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        if not all(isinstance(d, int) for d in x.shape[2:]):
+            raise Unsupported(f"auto_pad={auto_pad} needs static spatial sizes, got {x.shape}")
+        wanted = [int(d) * s for d, s in zip(x.shape[2:], stride)]
+    if wanted is not None:
+        padding, extra = _transpose_crops(x.shape[2:], _pair(wanted, "output_shape"), kernel, stride, dilation,
+                                          extra, auto_pad == "SAME_UPPER")
+    elif auto_pad == "VALID":
+        padding = (0, 0, 0, 0)
+    else:
+        padding = window_padding(x.shape[2:], kernel, stride, dilation, "NOTSET", _lift_pads(pads, lifted))
+    inputs = [x, w] if B is None else [x, w, B]
+    attrs = {"stride": stride, "padding": padding, "output_padding": extra, "dilation": dilation,
+             "groups": int(group)}
+    return _finish(ctx, ctx.emit("conv_transpose2d", inputs, attrs, out_name=_out_name(ctx, lifted)), lifted)
+
+
+def _transpose_crops(spatial: Sequence, wanted: tuple[int, int], kernel: tuple[int, int],
+                     stride: tuple[int, int], dilation: tuple[int, int], extra: tuple[int, int],
+                     upper: bool) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
+    """The crops (and output paddings) that give the ``wanted`` size; larger than the full
+    output, the rest is added at the end (zeros plus the bias), as ONNX Runtime does."""
+    begins, ends, extras = [], [], []
+    for size, out, k, s, d, e in zip(spatial, wanted, kernel, stride, dilation, extra):
+        if not isinstance(size, int):
+            raise Unsupported(f"output_shape needs static spatial sizes, got {tuple(spatial)}")
+        total = (size - 1) * s + e + d * (k - 1) + 1 - out
+        if total < 0:
+            begins.append(0)
+            ends.append(0)
+            extras.append(e - total)
+            continue
+        begins.append(total // 2 if upper else total - total // 2)
+        ends.append(total - total // 2 if upper else total // 2)
+        extras.append(e)
+    return (*begins, *ends), (extras[0], extras[1])

@@ -41,3 +41,17 @@ def reduce(ctx: ImportContext, node: onnx.NodeProto, data: Operand, axes_input: 
     mean = ctx.emit("reduce_mean", [x], attrs, "mean")
     count = Folded(np.array(math.prod(sizes), dtype=x.dtype), f"{node.name or 'sum'}_count")
     return ctx.emit("mul", [mean, count], out_name=ctx.output_name())
+
+
+@converter("ReduceMax")
+def reduce_max(ctx: ImportContext, node: onnx.NodeProto, data: Operand, axes_input: Operand = None, *,
+               axes: list[int] | None = None, keepdims: int = 1, noop_with_empty_axes: int = 0) -> Operand:
+    x = ctx.runtime(data)
+    if x.dtype not in ("float16", "float32", "float64"):
+        raise Unsupported(f"the maximum of a {x.dtype} tensor")
+    chosen = _reduced_axes(ctx, len(x.shape), axes_input, axes, noop_with_empty_axes)
+    if chosen is None:
+        return x
+    if any(x.shape[a] == 0 for a in chosen):
+        raise Unsupported("the maximum over an empty axis")
+    return ctx.emit("reduce_max", [x], {"axes": chosen, "keepdims": bool(keepdims)}, out_name=ctx.output_name())

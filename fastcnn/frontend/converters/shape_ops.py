@@ -136,7 +136,10 @@ def pad(ctx: ImportContext, node: onnx.NodeProto, data: Operand, pads_input: Ope
         widths = full
     if len(widths) != 2 * rank:
         raise Unsupported(f"pads {widths} do not have {2 * rank} entries for rank {rank}")
-    fill = value if constant_value is None else ctx.scalar(constant_value, "constant_value")
+    if isinstance(constant_value, Value) and mode == "constant":  # the fill, computed at run time
+        attrs = {"pads": tuple(widths), "mode": mode, "value": 0.0}
+        return ctx.emit("pad", [x, constant_value], attrs, out_name=ctx.output_name())
+    fill = value if constant_value is None or mode != "constant" else ctx.scalar(constant_value, "constant_value")
     attrs = {"pads": tuple(widths), "mode": mode, "value": float(fill)}
     return ctx.emit("pad", [x], attrs, out_name=ctx.output_name())
 
