@@ -76,6 +76,8 @@ def _refusal(node: Node) -> str | None:
         return "its weight is computed at run time"
     if node.op == "softmax" and (len(node.inputs[0].shape) != 2 or node.attrs["axis"] not in (-1, 1)):
         return "softmax runs along the last axis of a 2-D tensor only"
+    if (node.op == "avg_pool" or node.attrs.get("mode") == "avg") and tuple(node.attrs.get("dilation", (1, 1))) != (1, 1):
+        return "no Triton kernel for dilated average pooling"
     if len(node.attrs.get("out_splits", ())) > MAX_OUTPUTS:
         return f"a merged convolution writes at most {MAX_OUTPUTS} outputs"
     return None
