@@ -82,11 +82,18 @@ def _onnx_attr(value: Any) -> Any:
 
 
 for _ir, _onnx in {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "identity": "Identity",
-                   "dropout": "Identity",  # inference dropout; ONNX's Dropout also needs its ratio input
                    "add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "matmul": "MatMul",
                    "global_avg_pool": "GlobalAveragePool", "global_max_pool": "GlobalMaxPool"}.items():
     writes(_ir)(_simple(_onnx))
 writes("batch_norm")(_simple("BatchNormalization", eps="epsilon"))
+
+
+@writes("dropout")
+def _dropout(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
+    """Inference dropout: an Identity (its ratio is only a record)."""
+    return [helper.make_node("Identity", inputs, [out], name=node.name)]
+
+
 writes("lrn")(_simple("LRN"))
 writes("leaky_relu")(_simple("LeakyRelu"))
 writes("softmax")(_simple("Softmax"))
