@@ -108,9 +108,12 @@ class Graph:
         read ``new``. Excluding lets "insert X after v, then redirect v's other readers to X"
         leave X reading v rather than its own output."""
         skip = {id(n) for n in exclude}
-        for user, index in list(old.uses):
-            if id(user) not in skip:
-                self.set_input(user, index, new)
+        if new is not old:  # one pass over the uses: linear however many readers ``old`` has
+            moved = [(user, index) for user, index in old.uses if id(user) not in skip]
+            old.uses = [(user, index) for user, index in old.uses if id(user) in skip]
+            for user, index in moved:
+                user.inputs[index] = new
+                new.uses.append((user, index))
         self.outputs = [new if v is old else v for v in self.outputs]
 
     def remove_node(self, node: Node) -> None:
@@ -123,13 +126,24 @@ class Graph:
 
     def remove_dead_nodes(self) -> int:
         """Remove nodes none of whose outputs reaches a graph output; returns how many."""
-        removed = 0
         returned = {id(v) for v in self.outputs}
-        for node in reversed(list(self.nodes)):
-            if not any(out.uses or id(out) in returned for out in node.outputs):
-                self.remove_node(node)
-                removed += 1
-        return removed
+        dead: dict[int, Node] = {}
+        for node in reversed(self.nodes):  # a reader comes after its producer: it is decided first
+            if not any(id(out) in returned or any(id(user) not in dead for user, _ in out.uses)
+                       for out in node.outputs):
+                dead[id(node)] = node
+        if not dead:
+            return 0
+        # One pass over each affected use list and over the node list: linear, not one
+        # filtering of a value's (possibly huge) use list per removed reader.
+        read = {id(v): v for node in dead.values() for v in node.inputs if v is not None}
+        for value in read.values():
+            value.uses = [(user, i) for user, i in value.uses if id(user) not in dead]
+        for node in dead.values():
+            for out in node.outputs:
+                out.uses = []
+        self.nodes = [n for n in self.nodes if id(n) not in dead]
+        return len(dead)
 
     def fuse(self, nodes: Sequence[Node], op: str, inputs: Sequence[Value | None],
              attrs: dict[str, Any] | None = None, outputs: Sequence[Value | None] | None = None,
