@@ -5,6 +5,10 @@ be a relative path that resolves (symlinks followed) inside the model's folder, 
 file with a single hard link (a second link could alias a file from anywhere), and the
 ``offset``/``length`` must lie inside it. The file is opened without following a final
 symlink and checked again on the open descriptor, so it cannot be swapped in between.
+
+Sizes are checked before a byte is read: the tensor's declared size (its dims times its
+element size) must equal ``length`` when one is given, and ``offset`` plus that size must
+lie inside the file (``fstat``), so a tiny model cannot make fastcnn read a huge neighbour.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import onnx
 from onnx import TensorProto
 
 from fastcnn.errors import InvalidModelError
+from fastcnn.frontend.tensors import declared_bytes
 
 
 def all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
@@ -90,9 +95,9 @@ def _read(tensor: onnx.TensorProto, base_dir: str, source: str) -> bytes:
                                 f"({location!r}): {exc.strerror}") from None
     try:
         info = os.fstat(fd)
+        length = _declared_length(tensor, length, location, source)
         _check_file(info, tensor, location, offset, length, source)
-        end = info.st_size if length is None else offset + length
-        return os.pread(fd, end - offset, offset)
+        return os.pread(fd, length, offset)
     except OSError as exc:
         raise InvalidModelError(f"{source}: cannot read the external data of tensor {name!r} "
                                 f"({location!r}): {exc.strerror}") from None
@@ -100,8 +105,20 @@ def _read(tensor: onnx.TensorProto, base_dir: str, source: str) -> bytes:
         os.close(fd)
 
 
+def _declared_length(tensor: onnx.TensorProto, length: int | None, location: str, source: str) -> int:
+    """The bytes the tensor's dims and type promise, which ``length`` (if given) must match."""
+    expected = declared_bytes(tensor)
+    if expected is None:
+        raise InvalidModelError(f"{source}: external tensor {tensor.name!r} ({location!r}) has a type "
+                                "whose size fastcnn cannot tell, or negative dims")
+    if length is not None and length != expected:
+        raise InvalidModelError(f"{source}: external tensor {tensor.name!r} ({location!r}) has length "
+                                f"{length} but its shape {list(tensor.dims)} needs {expected} bytes")
+    return expected
+
+
 def _check_file(info: os.stat_result, tensor: onnx.TensorProto, location: str, offset: int,
-                length: int | None, source: str) -> None:
+                length: int, source: str) -> None:
     """The opened file must be a regular file with one link, holding the requested bytes."""
     name = tensor.name
     if not stat.S_ISREG(info.st_mode):
@@ -111,7 +128,7 @@ def _check_file(info: os.stat_result, tensor: onnx.TensorProto, location: str, o
         raise InvalidModelError(f"{source}: external data of tensor {name!r} ({location!r}) has "
                                 f"{info.st_nlink} hard links; a hard link can alias a file outside "
                                 "the model's folder, so it is refused")
-    end = info.st_size if length is None else offset + length
+    end = offset + length
     if offset > info.st_size or end > info.st_size:
         raise InvalidModelError(f"{source}: external data of tensor {name!r} asks for bytes "
                                 f"{offset}..{end} of {location!r}, which has {info.st_size}")

@@ -57,6 +57,17 @@ def check_tensor_data(tensor: onnx.TensorProto, what: str) -> None:
                                 f"({_type_name(tensor.data_type)}) needs {expected}")
 
 
+def declared_bytes(tensor: onnx.TensorProto) -> int | None:
+    """The raw bytes a tensor's dims and type promise, or ``None`` (strings, unknown types,
+    negative dims). A Python int: hostile dims cannot overflow it."""
+    if tensor.data_type in (TensorProto.STRING, TensorProto.UNDEFINED) or any(d < 0 for d in tensor.dims):
+        return None
+    try:
+        return _raw_bytes(tensor.data_type, math.prod(tensor.dims))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _packed_count(data_type: int, count: int) -> int:
     """Bytes (or int32 slots) that ``count`` packed 4-bit or 2-bit elements take."""
     return (count + 1) // 2 if data_type in _PACKED_4BIT else (count + 3) // 4
