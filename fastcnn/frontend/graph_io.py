@@ -71,11 +71,13 @@ def bind_inputs(ctx: ImportContext, graph: onnx.GraphProto,
         if tensor.name in ctx.used:
             try:
                 ctx.env[tensor.name] = Folded(numeric_array(tensor, f"initializer {tensor.name!r}"), tensor.name)
-            except Unsupported as exc:
+            except Unsupported as exc:  # its readers are blocked: the problem is this one
                 problems.append(("initializer", tensor.name, str(exc)))
+                ctx.env[tensor.name] = Blocked(onnx.NodeProto(name=tensor.name, op_type="initializer"))
     for sparse in graph.sparse_initializer:
         if sparse.values.name in ctx.used:
             problems.append(("initializer", sparse.values.name, "sparse initializers are not supported"))
+            ctx.env[sparse.values.name] = Blocked(onnx.NodeProto(name=sparse.values.name, op_type="initializer"))
     batch_params = {_first_dim_param(vi) for vi in graph.input} - {None}
     for vi in graph.input:
         if vi.name in weights:

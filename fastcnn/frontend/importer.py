@@ -22,7 +22,7 @@ from fastcnn.errors import FastCNNError, InvalidModelError, UnsupportedModelErro
 from fastcnn.frontend.context import Blocked, Folded, ImportContext, StandIn, Unsupported
 from fastcnn.frontend.converters import CONVERTERS
 from fastcnn.frontend.converters.constants import numeric_array
-from fastcnn.frontend.folding import SHAPE_ARITHMETIC, fold
+from fastcnn.frontend.folding import SHAPE_ARITHMETIC, FoldBudget, fold
 from fastcnn.frontend.graph_io import bind_inputs, bind_outputs, live_nodes, used_names
 from fastcnn.frontend.patterns import PATTERNS
 from fastcnn.frontend.prepare import DEFAULT_DOMAINS, check_shapes, default_opset, upgrade
@@ -63,14 +63,30 @@ class _Walk:
         self.ctx.node = None
 
     def inline(self, branch: onnx.GraphProto) -> list[Any]:
-        """Convert an If's taken branch in the current scope and return its outputs."""
+        """Convert an If's taken branch in the current scope and return its outputs.
+
+        A branch that defines (as an initializer or a node output) a name the outer graph
+        also defines is refused: ONNX wants names unique across a graph and its subgraphs,
+        and runtimes disagree on which value such a name means (onnxruntime reads the
+        outer weight ``W`` where the branch has its own ``W``), so any answer could be wrong.
+        """
         outer = self.ctx.node
+        clash = sorted(set(_local_names(branch)) & (set(self.ctx.env) | set(self.ctx.producers)))
+        if clash:
+            raise InvalidModelError(f"node {node_label(outer)!r} (If): its branch {branch.name!r} redefines "
+                                    f"{clash[:5]}, also defined outside it; ONNX names must be unique across "
+                                    "a graph and its subgraphs, and runtimes disagree on which one a reader sees")
         for tensor in branch.initializer:
             array = numeric_array(tensor, f"initializer {tensor.name!r}")
             self.ctx.env[tensor.name] = Folded(array, tensor.name)
+        if len(branch.sparse_initializer):
+            raise Unsupported("a branch has sparse initializers, which fastcnn does not support")
         self.run(list(branch.node))
         self.ctx.node = outer
-        return [self.ctx.operand(o.name) for o in branch.output]
+        results = [self.ctx.operand(o.name) for o in branch.output]
+        for name in _local_names(branch):  # the branch's names end with it (a later If may reuse them)
+            self.ctx.env.pop(name, None)
+        return results
 
     # -- one node -----------------------------------------------------------------------
     def convert(self, node: onnx.NodeProto, inputs: list[Any]) -> list[Any]:
@@ -87,7 +103,7 @@ class _Walk:
         present = [x for x in inputs if x is not None]
         if present and all(isinstance(x, Folded) for x in present):
             arrays = [x.array if isinstance(x, Folded) else None for x in inputs]
-            folded = fold(node, arrays, self.ctx.opset)
+            folded = fold(node, arrays, self.ctx.opset, self.ctx.fold_budget)
             if folded is not None:
                 return [Folded(simplify(a), name) for a, name in zip(folded, node.output)]
         fn = CONVERTERS.get(node.op_type)
@@ -184,6 +200,13 @@ class _Walk:
                 problems)
 
 
+def _local_names(graph: onnx.GraphProto) -> list[str]:
+    """The names a (sub)graph defines itself: inputs, initializers, node outputs."""
+    return [*(i.name for i in graph.input), *(t.name for t in graph.initializer),
+            *(t.values.name for t in graph.sparse_initializer),
+            *(o for node in graph.node for o in node.output if o)]
+
+
 def _no_converter_reason(node: onnx.NodeProto, present: list[Any]) -> str:
     if not present:
         return f"op {node.op_type} is not supported"
@@ -211,7 +234,7 @@ def import_onnx(model: onnx.ModelProto, known_inputs: dict[str, np.ndarray] | No
     model = upgrade(model)
     types = check_shapes(model)
     graph = Graph(model.graph.name or "graph")
-    ctx = ImportContext(graph, default_opset(model), onnx_types=types)
+    ctx = ImportContext(graph, default_opset(model), onnx_types=types, fold_budget=FoldBudget.for_model(model))
     nodes = live_nodes(model.graph)
     ctx.used = used_names(model.graph, nodes)
     ctx.producers = {out: node for node in nodes for out in node.output if out}

@@ -10,6 +10,11 @@ batch symbol at the batch's own position then becomes ``0`` (copy that dim) in t
 Arithmetic on a :class:`Sym` builds a new symbol (``N*4``, spelled like the IR's products),
 so it never pretends to know a number; anything that would need the value (a comparison,
 ``int()``, truth) raises :class:`SymbolicValueError` and the fold is abandoned.
+
+Names stay bounded: adding a size to itself K times would otherwise spell a name 2^K
+characters long. A name past :data:`MAX_SYMBOL_CHARS` raises :class:`SymbolTooLarge`, which
+the importer reports as an :class:`~fastcnn.errors.UnsupportedModelError`; no real
+exporter's shape arithmetic comes near it.
 """
 from __future__ import annotations
 
@@ -22,6 +27,13 @@ class SymbolicValueError(ValueError):
     """A computation that needs the run-time value of a symbolic size."""
 
 
+MAX_SYMBOL_CHARS = 200
+
+
+class SymbolTooLarge(SymbolicValueError):
+    """A symbolic size expression longer than :data:`MAX_SYMBOL_CHARS`."""
+
+
 class Sym:
     """A size known only at run time, named like the IR's symbolic dims (``"N"``)."""
 
@@ -29,6 +41,14 @@ class Sym:
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+    @staticmethod
+    def derived(name: str) -> "Sym":
+        """The symbol an arithmetic op makes, refused past :data:`MAX_SYMBOL_CHARS`."""
+        if len(name) > MAX_SYMBOL_CHARS:
+            raise SymbolTooLarge(f"the expression {name[:60]}... has {len(name)} characters "
+                                 f"(fastcnn keeps at most {MAX_SYMBOL_CHARS})")
+        return Sym(name)
 
     def __repr__(self) -> str:
         return self.name
@@ -56,23 +76,23 @@ class Sym:
             return self
         if _is_int(other) and other == 0:
             return 0
-        return Sym(f"{self.name}*{_name(other)}")
+        return Sym.derived(f"{self.name}*{_name(other)}")
 
     __rmul__ = __mul__
 
     def __add__(self, other: object) -> "Sym":
-        return self if _is_int(other) and other == 0 else Sym(f"({self.name}+{_name(other)})")
+        return self if _is_int(other) and other == 0 else Sym.derived(f"({self.name}+{_name(other)})")
 
     __radd__ = __add__
 
     def __sub__(self, other: object) -> "Sym":
-        return self if _is_int(other) and other == 0 else Sym(f"({self.name}-{_name(other)})")
+        return self if _is_int(other) and other == 0 else Sym.derived(f"({self.name}-{_name(other)})")
 
     def __rsub__(self, other: object) -> "Sym":
-        return Sym(f"({_name(other)}-{self.name})")
+        return Sym.derived(f"({_name(other)}-{self.name})")
 
     def __floordiv__(self, other: object) -> "Sym":
-        return self if _is_int(other) and other == 1 else Sym(f"{self.name}/{_name(other)}")
+        return self if _is_int(other) and other == 1 else Sym.derived(f"{self.name}/{_name(other)}")
 
     __truediv__ = __floordiv__
 

@@ -22,7 +22,7 @@ converter = table_decorator(CONVERTERS)
 def numeric_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
     """A TensorProto's data as an array, refusing types the CNN path has no use for."""
     if tensor.data_type == onnx.TensorProto.STRING:
-        raise Unsupported(f"{what} holds strings")
+        raise Unsupported(f"{what} holds strings; string tensors are not supported")
     array = tensor_array(tensor, what)
     if array.dtype.kind not in "biuf":
         raise Unsupported(f"{what} has dtype {array.dtype}")
