@@ -11,7 +11,7 @@ lets their thread pools stop spinning (ONNX Runtime's and OpenMP's workers spin 
 and, on 2 cores, slowed the next implementation 2x), the timed implementation runs once
 untimed, so it is timed warm, as a caller running batches back to back sees it.
 
-The CPU groups decide ``fastcnn.api.DEFAULT_BACKEND["cpu"]`` and each CPU backend's pipeline
+The CPU groups decide ``fastcnn.backends.DEFAULT_BACKEND["cpu"]`` and each CPU backend's pipeline
 of passes; the CUDA groups (run only where torch sees a GPU) are the baseline the Triton engine
 has to beat. CUDA timings end with ``torch.cuda.synchronize()`` so that pytest-benchmark's host
 clock reads finished work.

@@ -15,27 +15,20 @@ import onnx
 import torch
 from torch import nn
 
-from fastcnn.backends import describe_available, unavailable_reason
-from fastcnn.errors import BackendUnavailableError, InputError
+from fastcnn.backends import choose_backend
+from fastcnn.errors import InputError
 from fastcnn.export import export_onnx
 from fastcnn.frontend import import_onnx, read_onnx
 from fastcnn.ir import Graph
 from fastcnn.runtime import Engine, resolve_device
 from fastcnn.runtime.engine import check_pass_options
+from fastcnn.runtime.spec import parse_dtype
 from fastcnn.zoo import list_models, model_info
-
-# The backend ``load`` picks when none is asked for, by device type.
-# CPU: ONNX Runtime. bench/test_latency.py on the 2-core development machine (2026-11-23, batch 1
-# and 8, float32; bench/results/2026-11-23-cpu-2core.md) measured it 1.5x to 3.1x faster (median)
-# than the torch backend on every model tried (resnet18, googlenet, squeezenet1_1, densenet121);
-# the torch backend ran within 10% of PyTorch eager. CUDA: the torch backend until the Triton
-# backend exists.
-DEFAULT_BACKEND = {"cpu": "onnxruntime", "cuda": "torch"}
 
 Source = str | os.PathLike | bytes | onnx.ModelProto | nn.Module
 
 
-def load(source: Source, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+def load(source: Source, device: str | torch.device | None = None, dtype: torch.dtype | str | None = None,
          backend: str | None = None, example_input: torch.Tensor | None = None,
          pipeline: str | None = None, disable_passes: Sequence[str] = (), max_batch: int | None = None) -> Engine:
     """Build an :class:`Engine` for ``source``: a zoo name, an ``.onnx`` path, or an ``nn.Module``.
@@ -45,8 +38,10 @@ def load(source: Source, device: str | torch.device | None = None, dtype: torch.
             exported), a path to an ONNX file (or its bytes or ``ModelProto``), or a
             ``torch.nn.Module``, exported first at ``example_input``'s shape and dtype.
         device: ``None`` picks CUDA when torch sees a GPU, else the CPU.
-        dtype: compute dtype; ``None`` keeps the model's (float32).
-        backend: ``"torch"`` or ``"onnxruntime"``; ``None`` picks :data:`DEFAULT_BACKEND`.
+        dtype: compute dtype, a torch dtype or its name (``"float16"``, ``"bf16"``...); ``None``
+            keeps the model's (float32).
+        backend: ``"triton"``, ``"torch"`` or ``"onnxruntime"``; ``None`` picks
+            :data:`fastcnn.backends.DEFAULT_BACKEND` for the device.
         example_input: required for an ``nn.Module``; ignored otherwise.
         pipeline: the passes to run (``fastcnn.passes.PIPELINES``); ``None`` is the backend's
             own, ``"none"`` runs the graph as imported.
@@ -59,6 +54,7 @@ def load(source: Source, device: str | torch.device | None = None, dtype: torch.
             fastcnn cannot run; both are raised here, never at the first ``infer``.
     """
     device = resolve_device(device)
+    dtype = parse_dtype(dtype)
     backend = choose_backend(backend, device)
     check_pass_options(pipeline, backend, disable_passes)
     graph = import_source(source, example_input)
@@ -66,28 +62,35 @@ def load(source: Source, device: str | torch.device | None = None, dtype: torch.
                   disable_passes=disable_passes, max_batch=max_batch)
 
 
-def choose_backend(backend: str | None, device: torch.device) -> str:
-    """``backend`` or the default for ``device``'s type, checked to run there before any slow work."""
-    backend = DEFAULT_BACKEND[device.type] if backend is None else backend
-    reason = unavailable_reason(backend, device)
-    if reason is not None:
-        raise BackendUnavailableError(f"backend {backend!r} on {device} is not available: {reason}. "
-                                      f"Available here: {describe_available()}")
-    return backend
-
-
 def import_source(source: Source, example_input: torch.Tensor | None = None) -> Graph:
-    """The IR graph of any source ``load`` accepts."""
+    """The IR graph of any source ``load`` accepts, named after the model (the zoo name, the
+    module's class, or the file's stem when the file's own graph name is an exporter's default)."""
     if isinstance(source, nn.Module):
         if not isinstance(example_input, torch.Tensor) or example_input.dim() < 1:
             raise InputError("load(nn.Module) needs example_input=, a torch tensor such as "
                              "torch.randn(1, 3, 224, 224), to export the module at that shape")
-        return _import_module(source, tuple(example_input.shape[1:]), example_input.dtype)
-    if isinstance(source, str) and source in list_models():
-        return _import_module(source, model_info(source).input_size, torch.float32)
+        graph = _import_module(source, tuple(example_input.shape[1:]), example_input.dtype)
+        return _named(graph, type(source).__name__)
     if isinstance(source, str) and not _looks_like_path(source):
-        model_info(source)  # raises UnknownModelError with close names
-    return import_onnx(read_onnx(source))
+        name = model_info(source).name  # raises UnknownModelError with close names
+        return _named(_import_module(name, model_info(name).input_size, torch.float32), name)
+    if not isinstance(source, (str, os.PathLike, bytes, onnx.ModelProto)):
+        raise InputError("fastcnn.load takes a zoo model name, a path to an .onnx file, the file's bytes, an "
+                         f"onnx.ModelProto or a torch.nn.Module; got {type(source).__name__}")
+    graph = import_onnx(read_onnx(source))
+    if isinstance(source, (str, os.PathLike)):
+        graph = _named(graph, Path(source).stem, only_if_generic=True)
+    return graph
+
+
+# Graph names that say nothing about the model: torch.onnx's and other exporters' defaults.
+_GENERIC_NAMES = ("", "main_graph", "torch_jit", "torch-jit-export", "graph", "model")
+
+
+def _named(graph: Graph, name: str, only_if_generic: bool = False) -> Graph:
+    if not only_if_generic or graph.name in _GENERIC_NAMES:
+        graph.name = name
+    return graph
 
 
 def _import_module(model: nn.Module | str, input_size: tuple[int, ...], dtype: torch.dtype) -> Graph:

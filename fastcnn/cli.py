@@ -14,10 +14,8 @@ from typing import Iterator
 import torch
 
 import fastcnn
-from fastcnn.api import choose_backend, import_source
-from fastcnn.frontend import import_onnx, read_onnx
+from fastcnn.api import import_source
 from fastcnn.passes import PIPELINES, PassError, run_pipeline
-from fastcnn.runtime import resolve_device
 from fastcnn.runtime.plan import make_plan
 from fastcnn.zoo import ONE_PER_FAMILY
 from fastcnn.zoo.summary import format_table, layer_table
@@ -42,26 +40,25 @@ def _step(what: str) -> Iterator[None]:
     """Print ``what...`` to stderr, then the seconds it took, for steps a user waits on."""
     print(f"{what}... ", end="", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    yield
+    try:
+        yield
+    except BaseException:
+        print("failed", file=sys.stderr, flush=True)  # the error then starts a line of its own
+        raise
     print(f"{time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    """The main job: export, import, run a batch, report latency and agreement with PyTorch."""
-    device = resolve_device(args.device)
-    backend = choose_backend(args.backend, device)
+    """The main job: load (export, import, passes, build), run a batch, report latency and
+    agreement with PyTorch."""
     is_file = args.model.endswith(".onnx") or Path(args.model).is_file()
     model = None if is_file else fastcnn.create_model(args.model, seed=0)
-    with tempfile.TemporaryDirectory(prefix="fastcnn-") as folder:
-        path = Path(args.model)
-        if model is not None:
-            with _step(f"exporting {args.model} to ONNX"):
-                path = fastcnn.export_onnx(model, Path(folder) / f"{args.model}.onnx",
-                                           input_size=fastcnn.model_info(args.model).input_size)
-        with _step(f"importing {path.name}"):
-            graph = import_onnx(read_onnx(path))
-    with _step(f"building engine (backend {backend}, {device})"):
-        engine = fastcnn.Engine(graph, backend=backend, device=device)
+    example = None if model is None else torch.zeros(1, *fastcnn.model_info(args.model).input_size)
+    dtype = None if args.dtype is None else getattr(torch, args.dtype)
+    with _step(f"loading {args.model}"):
+        engine = fastcnn.load(model if model is not None else args.model, device=args.device,
+                              backend=args.backend, dtype=dtype, example_input=example)
+    with _step(f"building and warming up (backend {engine.backend}, {engine.device})"):
         batch = _random_batch(engine.input_spec, args.batch)
         engine.warmup()
         output = engine.infer(batch)
@@ -163,6 +160,7 @@ def _cmd_kernels(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastcnn", description=fastcnn.__doc__)
+    parser.add_argument("--version", action="version", version=f"fastcnn {fastcnn.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="list the zoo's models")
     listing.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'resnet*'")
@@ -175,8 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("model", help="zoo model name, or a path to an .onnx file")
     run.add_argument("--batch", type=_positive_int, default=8, help="batch size (default 8)")
     run.add_argument("--backend", default=None,
-                     help="torch or onnxruntime (default: the fastest on this device)")
+                     help="triton, torch or onnxruntime (default: the fastest on the device: "
+                          "onnxruntime on the CPU, triton on CUDA)")
     run.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    run.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
+                     help="compute dtype (default: the model's, float32)")
     run.add_argument("--repeat", type=_positive_int, default=20, help="timed runs (default 20)")
     run.set_defaults(run=_cmd_run)
     plan = commands.add_parser("plan", help="the kernel launches and activation memory of a model "
@@ -199,7 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value

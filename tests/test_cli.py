@@ -23,7 +23,7 @@ def test_run_reports_latency_and_agreement(backend, capsys):
     assert re.search(r"latency per batch of 3: median [0-9.]+ ms, min [0-9.]+ ms over 2 runs", out)
     assert _reported_error(out) < 1e-5
     assert "top-1 agreement 3/3" in out
-    for step in ("exporting lenet5 to ONNX", "importing lenet5.onnx", "building engine", "running 2 batches"):
+    for step in ("loading lenet5", "building and warming up", "running 2 batches"):
         assert step in err  # progress goes to stderr, the report to stdout
 
 
@@ -46,8 +46,8 @@ def test_run_takes_an_onnx_file(tmp_path, capsys):
 ])
 def test_errors_are_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("fastcnn: error:") and message in err
+    last = capsys.readouterr().err.splitlines()[-1]  # after any progress line, which ends in "failed"
+    assert last.startswith("fastcnn: error:") and message in last
 
 
 def test_corrupted_file_is_a_clean_error(tmp_path, capsys):
@@ -55,3 +55,25 @@ def test_corrupted_file_is_a_clean_error(tmp_path, capsys):
     path.write_bytes(b"\x08\x07garbage" * 10)
     assert main(["run", str(path)]) == 2
     assert "fastcnn: error:" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"fastcnn {fastcnn.__version__}"
+
+
+def test_an_error_after_progress_output_starts_its_own_line(tmp_path, capsys):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    assert main(["run", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "failed\nfastcnn: error:" in err
+
+
+def test_a_batch_that_is_not_a_number_is_refused_in_words(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "lenet5", "--batch", "x"])
+    err = capsys.readouterr().err
+    assert "expected a whole number, got 'x'" in err and "_positive_int" not in err

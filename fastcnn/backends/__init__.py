@@ -59,6 +59,29 @@ _EXTRA_CHECKS: dict[str, Callable[[torch.device], str | None]] = {
 }
 
 
+# The backend picked when none is asked for, by device type; the one table `load`, `Engine`
+# and the CLI read.
+# CPU: ONNX Runtime. bench/test_latency.py on the 2-core development machine (2026-11-23, batch 1
+# and 8, float32; bench/results/2026-11-23-cpu-2core.md) measured it 1.5x to 3.1x faster (median)
+# than the torch backend on every model tried (resnet18, googlenet, squeezenet1_1, densenet121).
+# CUDA: Triton. On an H200 (2026-12-01, float16, bench/results/2026-12-01-h200-triton.md) it was
+# faster than the torch backend at every model and batch measured (resnet50, googlenet,
+# densenet121, squeezenet1_1, vgg16, inception_v3 at batch 1, 8 and 64: 1.6x to 7.3x), and
+# matched float32 eager on those six in float32, float16 and bfloat16.
+DEFAULT_BACKEND = {"cpu": "onnxruntime", "cuda": "triton"}
+
+
+def choose_backend(backend: str | None, device: torch.device | str | None) -> str:
+    """``backend``, or the default for ``device``'s type, checked to run there before any slow work."""
+    device = as_device(device)
+    backend = DEFAULT_BACKEND.get(device.type, "torch") if backend is None else backend
+    reason = unavailable_reason(backend, device)
+    if reason is not None:
+        raise BackendUnavailableError(f"backend {backend!r} on {device} is not available: {reason}. "
+                                      f"Available here: {describe_available()}")
+    return backend
+
+
 def unavailable_reason(name: str, device: torch.device | str | None) -> str | None:
     """Why backend ``name`` cannot run on ``device`` here, or ``None`` when it can."""
     if name not in BACKENDS:
@@ -93,5 +116,5 @@ def describe_available() -> str:
     return "; ".join(f"{d} ({', '.join(b) or 'no backend'})" for d, b in usable.items())
 
 
-__all__ = ["BACKENDS", "BACKEND_OPTIONS", "Executor", "OrtExecutor", "TorchExecutor", "available", "create_executor",
+__all__ = ["BACKENDS", "BACKEND_OPTIONS", "DEFAULT_BACKEND", "choose_backend", "Executor", "OrtExecutor", "TorchExecutor", "available", "create_executor",
            "describe_available", "unavailable_reason"]

@@ -13,9 +13,14 @@ import torch
 from fastcnn.errors import BackendUnavailableError
 
 
+def default_device() -> torch.device:
+    """The device ``None`` means everywhere in fastcnn: CUDA when torch sees a GPU, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def as_device(device: torch.device | str | None) -> torch.device:
-    """``None`` means the CPU; strings such as ``"cuda:0"`` are accepted too."""
-    return torch.device("cpu") if device is None else torch.device(device)
+    """``None`` means :func:`default_device`; strings such as ``"cuda:0"`` are accepted too."""
+    return default_device() if device is None else torch.device(device)
 
 
 def cuda_index(device: torch.device) -> int:

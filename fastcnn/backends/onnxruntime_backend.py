@@ -13,24 +13,41 @@ results back to the engine's device.
 """
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
-import onnxruntime as ort
 import torch
 from torch import Tensor
 
 from fastcnn.backends.devices import as_device, check_torch_device, cuda_index
+from fastcnn.backends.onnx_files import needs_external_data, save_model
 from fastcnn.backends.onnx_writer import graph_to_onnx
 from fastcnn.errors import BackendUnavailableError, UnsupportedModelError
 from fastcnn.ir import Graph, Node
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 _DTYPES = {None: None, torch.float32: None, torch.float16: "float16", torch.float64: "float64"}
 
 
+def _ort():
+    """onnxruntime, imported on first use: ``import fastcnn`` does not pay for it."""
+    import onnxruntime
+
+    return onnxruntime
+
+
 def provider_problem(device: torch.device | str | None) -> str | None:
     """Why ONNX Runtime cannot run on ``device`` here, or ``None`` when it can."""
     device = as_device(device)
-    if device.type == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+    if device.type != "cuda":
+        return None
+    ort = _ort()
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
         return ("a CUDA device was asked for but this onnxruntime has no GPU provider "
                 f"(available: {', '.join(ort.get_available_providers())}; install onnxruntime-gpu)")
     return None
@@ -42,7 +59,7 @@ def providers_for(device: torch.device, tensorrt: bool = False) -> list[tuple[st
         return [("CPUExecutionProvider", {})]
     options = {"device_id": str(cuda_index(device))}
     chosen = [("CUDAExecutionProvider", options)]
-    if tensorrt and "TensorrtExecutionProvider" in ort.get_available_providers():
+    if tensorrt and "TensorrtExecutionProvider" in _ort().get_available_providers():
         chosen.insert(0, ("TensorrtExecutionProvider", options))
     return chosen
 
@@ -64,7 +81,13 @@ class OrtExecutor:
         _check_supported(graph)
         self.model = graph_to_onnx(graph, opset, float_dtype=_DTYPES[dtype])
         providers = providers_for(self.device, tensorrt)
-        self.session = _session(self.model.SerializeToString(), providers, self.device)
+        self._folder = None  # holds the model's external data while the session lives
+        if needs_external_data(graph):
+            self._folder = tempfile.TemporaryDirectory(prefix="fastcnn-ort-")
+            source = str(save_model(self.model, Path(self._folder.name) / "model.onnx", external=True))
+        else:
+            source = self.model.SerializeToString()
+        self.session = _session(source, providers, self.device)
         self._input_names = [i.name for i in self.session.get_inputs()]
         self._numpy_dtypes = [_numpy_dtype(i.type) for i in self.session.get_inputs()]
 
@@ -101,8 +124,10 @@ def _check_supported(graph: Graph) -> None:
         raise UnsupportedModelError(f"backend 'onnxruntime' cannot run this graph: {details}", refused)
 
 
-def _session(model: bytes, providers: list[tuple[str, dict[str, str]]],
-             device: torch.device) -> ort.InferenceSession:
+def _session(model: bytes | str, providers: list[tuple[str, dict[str, str]]],
+             device: torch.device) -> "ort.InferenceSession":
+    """A session for the serialised model, or for the model file (with its external data) at a path."""
+    ort = _ort()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: node placement notes are noise here

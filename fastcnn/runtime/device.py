@@ -3,13 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from fastcnn.backends.devices import available_devices, torch_device_problem
+from fastcnn.backends.devices import available_devices, default_device, torch_device_problem
 from fastcnn.errors import BackendUnavailableError
-
-
-def default_device() -> torch.device:
-    """CUDA when torch sees a GPU, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -22,8 +17,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         return default_device()
     try:
         device = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise BackendUnavailableError(f"unknown device {device!r}: {exc}") from exc
+    except (RuntimeError, TypeError):
+        raise BackendUnavailableError(f"unknown device {device!r}: fastcnn runs on 'cpu', 'cuda' or 'cuda:N'; "
+                                      f"available here: {', '.join(available_devices())}") from None
     problem = torch_device_problem(device)
     if problem is not None:
         raise BackendUnavailableError(f"device '{device}': {problem}; available: {', '.join(available_devices())}")

@@ -12,20 +12,20 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import onnx
 import torch
 
-from fastcnn.backends import create_executor
+from fastcnn.backends import choose_backend, create_executor
+from fastcnn.backends.onnx_files import needs_external_data, save_model
 from fastcnn.backends.onnx_writer import graph_to_onnx
 from fastcnn.errors import InputError, UnsupportedModelError
 from fastcnn.ir import Graph
 from fastcnn.passes import PIPELINES, PassError, check_pass_names, disabled_from_env, run_pipeline
 from fastcnn.runtime.device import resolve_device
 from fastcnn.runtime.plan import Plan, make_plan
-from fastcnn.runtime.spec import InputSpec, as_tensor, check_input, dtype_name
+from fastcnn.runtime.spec import InputSpec, as_tensor, check_input, dtype_name, parse_dtype
 
-# protobuf cannot serialise a message over 2 GiB; larger weights go to a side file.
-_PROTOBUF_LIMIT = 2**31 - 2**26
 
 
 class Engine:
@@ -33,7 +33,8 @@ class Engine:
 
     Args:
         graph: a verified fastcnn IR graph (``fastcnn.frontend.import_onnx`` makes one).
-        backend: a key of ``fastcnn.backends.BACKENDS`` (``"torch"``, ``"onnxruntime"``).
+        backend: a key of ``fastcnn.backends.BACKENDS`` (``"triton"``, ``"torch"``, ``"onnxruntime"``);
+            ``None`` picks ``fastcnn.backends.DEFAULT_BACKEND`` for the device, as ``load`` does.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``None`` picks CUDA when present.
         dtype: the floating-point dtype to compute in; ``None`` keeps the graph's.
         pipeline: which passes run (a key of ``fastcnn.passes.PIPELINES``); ``None`` picks the
@@ -47,13 +48,13 @@ class Engine:
         InputError: an unknown pipeline or pass name, or an option the backend does not take.
     """
 
-    def __init__(self, graph: Graph, backend: str = "torch", device: str | torch.device | None = "cpu",
+    def __init__(self, graph: Graph, backend: str | None = None, device: str | torch.device | None = None,
                  dtype: torch.dtype | None = None, pipeline: str | None = None,
                  disable_passes: Sequence[str] = (), max_batch: int | None = None) -> None:
         self.source_graph = graph
-        self.backend = backend
         self.device = resolve_device(device)
-        self.dtype = dtype
+        self.backend = backend = choose_backend(backend, self.device)
+        self.dtype = dtype = parse_dtype(dtype)
         self.pipeline, disabled = check_pass_options(pipeline, backend, disable_passes)
         self.graph = _rewrite(graph, self.pipeline, disabled)
         self.input_specs = tuple(InputSpec.of(value, dtype) for value in self.graph.inputs)
@@ -71,7 +72,7 @@ class Engine:
             self._require_single("infer")
         spec = self.input_specs[0]
         tensor = as_tensor(batch, spec)
-        check_input(tensor, spec, {})
+        check_input(tensor, spec, {}, from_numpy=isinstance(batch, np.ndarray))
         return self._executor.run([tensor.to(self.device).contiguous()])[0]
 
     __call__ = infer
@@ -85,21 +86,39 @@ class Engine:
         tensors = []
         for batch, spec in zip(inputs, self.input_specs):
             tensor = as_tensor(batch, spec)
-            check_input(tensor, spec, sizes)
+            check_input(tensor, spec, sizes, from_numpy=isinstance(batch, np.ndarray))
             tensors.append(tensor.to(self.device).contiguous())
         return list(self._executor.run(tensors))
 
-    def warmup(self) -> None:
-        """Do the backend's one-time work (compilation, allocation, autotuning) now."""
-        self._executor.warmup()
+    def warmup(self, autotune: bool | None = None) -> None:
+        """Do the backend's one-time work (compilation, allocation, autotuning) now.
+
+        ``autotune``: measure each convolution's and GEMM's candidate launches (tiles, split-K,
+        torch's cuDNN convolution) and keep the fastest that computes the same result, cached on
+        disk under ``$FASTCNN_CACHE_DIR/autotune`` so that a second process measures nothing;
+        ``None`` follows ``FASTCNN_AUTOTUNE=1``; ``False``: the rules choose. Only the Triton
+        backend on CUDA tunes: ``True`` is refused (InputError) by backends with nothing to tune
+        and under Triton's interpreter. :attr:`kernel_choices` shows what was chosen and why.
+        """
+        if autotune is not None and getattr(self._executor, "tunes", False):
+            self._executor.warmup(autotune=autotune)
+        elif autotune:
+            raise InputError(f"backend {self.backend!r} has no kernels to autotune; autotune=True is for 'triton'")
+        else:
+            self._executor.warmup()
+
+    @property
+    def kernel_choices(self) -> list:
+        """Per convolution and GEMM, which launch runs and why (``rule``, ``tuned: 0.12 ms vs rule
+        0.15 ms``, ``cudnn: ...``), for each batch bucket prepared; empty for backends that
+        choose no kernels. Each row has ``to_dict()``; ``str(row)`` is a line of `fastcnn plan`."""
+        choices = getattr(self._executor, "kernel_choices", None)
+        return list(choices()) if choices is not None else []
 
     def save_onnx(self, path: str | os.PathLike) -> Path:
-        """Write the graph as fastcnn has it as a plain, checked ONNX file, for deployment elsewhere."""
-        path = Path(path)
-        model = graph_to_onnx(self.graph)
-        large = sum(v.const.nbytes for v in self.graph.constants()) > _PROTOBUF_LIMIT
-        onnx.save_model(model, str(path), save_as_external_data=large,
-                        location=f"{path.name}.data" if large else None)
+        """Write the graph as fastcnn has it as a plain, checked ONNX file, for deployment elsewhere
+        (weights over 2 GiB go to ``<name>.data`` beside it). InputError if ``path`` cannot be written."""
+        path = save_model(graph_to_onnx(self.graph), path, external=needs_external_data(self.graph))
         onnx.checker.check_model(str(path), full_check=True)
         return path
 

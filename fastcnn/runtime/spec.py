@@ -46,6 +46,30 @@ def torch_dtype(numpy_name: str) -> torch.dtype:
     return dtype
 
 
+# What ``dtype=`` accepts besides a torch.dtype: the names users write.
+_DTYPE_NAMES = {"float32": torch.float32, "float": torch.float32, "fp32": torch.float32,
+                "float16": torch.float16, "half": torch.float16, "fp16": torch.float16,
+                "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float64": torch.float64,
+                "double": torch.float64, "fp64": torch.float64}
+
+
+def parse_dtype(dtype: Any) -> torch.dtype | None:
+    """``dtype=`` as a floating-point torch dtype: a torch.dtype, a NumPy dtype, or a name such
+    as ``"float16"``, ``"fp16"``, ``"bf16"``, ``"torch.float32"``; ``None`` stays ``None``."""
+    if dtype is None or (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        return dtype
+    key = dtype.removeprefix("torch.").lower() if isinstance(dtype, str) else None
+    if key is None and not isinstance(dtype, torch.dtype):
+        try:
+            key = np.dtype(dtype).name
+        except TypeError:
+            key = None
+    if key in _DTYPE_NAMES:
+        return _DTYPE_NAMES[key]
+    raise InputError(f"dtype={dtype!r} is not a floating-point dtype fastcnn computes in; use torch.float32, "
+                     "torch.float16 or torch.bfloat16 (or their names: 'float32', 'float16', 'bfloat16')")
+
+
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
@@ -70,18 +94,20 @@ def as_tensor(batch: Any, spec: InputSpec) -> torch.Tensor:
                      f"{format_shape(spec.shape)}, got {type(batch).__name__}")
 
 
-def check_input(tensor: torch.Tensor, spec: InputSpec, sizes: dict[str, int]) -> None:
+def check_input(tensor: torch.Tensor, spec: InputSpec, sizes: dict[str, int], from_numpy: bool = False) -> None:
     """Raise :class:`InputError` unless ``tensor`` fits ``spec``.
 
     ``sizes`` maps each dynamic dimension's symbol to the size already seen for it (shared
     across a multi-input call, so two inputs cannot disagree on the batch size); it is filled in.
+    ``from_numpy``: the user passed a NumPy array, so hints are written in NumPy.
     """
     got = tuple(tensor.shape)
     expected = f"expected shape {format_shape(spec.shape)} {dtype_name(spec.dtype)}"
     came = f"got {format_shape(got)} {dtype_name(tensor.dtype)}"
     if tensor.dtype != spec.dtype:
+        cast = f".astype(np.{dtype_name(spec.dtype)})" if from_numpy else f".to(torch.{dtype_name(spec.dtype)})"
         raise InputError(f"input {spec.name!r}: {expected}, {came}: wrong dtype; convert it "
-                         f"explicitly (e.g. .to(torch.{dtype_name(spec.dtype)})), fastcnn never casts silently")
+                         f"explicitly (e.g. {cast}), fastcnn never casts silently")
     if len(got) != len(spec.shape):
         raise InputError(f"input {spec.name!r}: {expected}, {came}: rank {len(got)} instead of {len(spec.shape)}")
     axes = _NCHW_AXES if len(got) == 4 else ("batch size",) + tuple(f"size of axis {i}" for i in range(1, len(got)))
@@ -89,6 +115,19 @@ def check_input(tensor: torch.Tensor, spec: InputSpec, sizes: dict[str, int]) ->
         if isinstance(want, str):
             want = sizes.setdefault(want, size)
         if size != want:
-            raise InputError(f"input {spec.name!r}: {expected}, {came}: {axes[axis]} {size} instead of {want}")
+            raise InputError(f"input {spec.name!r}: {expected}, {came}: {axes[axis]} {size} instead of {want}"
+                             + _layout_hint(spec.shape, got, from_numpy))
     if tensor.numel() == 0:
         raise InputError(f"input {spec.name!r}: {expected}, {came}: the input is empty")
+
+
+def _layout_hint(want: Shape, got: tuple[int, ...], from_numpy: bool) -> str:
+    """A hint when a 4-D input looks channels-last (N, H, W, C) for a model that takes NCHW."""
+    if len(got) != 4 or len(want) != 4 or not isinstance(want[1], int):
+        return ""
+    channels_last = got[3] == want[1] and all(not isinstance(w, int) or w == g
+                                              for w, g in zip(want[2:], got[1:3]))
+    if not channels_last:
+        return ""
+    fix = "x.transpose(0, 3, 1, 2)" if from_numpy else "x.permute(0, 3, 1, 2)"
+    return f"; this looks like channels-last (N, H, W, C) data: the model takes (N, C, H, W), e.g. {fix}"

@@ -6,6 +6,7 @@ so that :func:`list_models` and :func:`model_info` never construct a network.
 """
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from dataclasses import dataclass, field
 from typing import Callable
@@ -63,12 +64,20 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 
 def model_info(name: str) -> ModelInfo:
-    """The facts registered for ``name``."""
-    try:
+    """The facts registered for ``name``, spelled in any case and with or without separators
+    (``ResNet-50``, ``inception_v3``, ``InceptionV3`` all name zoo models)."""
+    if not isinstance(name, str):
+        raise UnknownModelError(f"a model name is a string such as 'resnet50', not {type(name).__name__}")
+    if name in _MODELS:
         return _MODELS[name]
-    except KeyError:
-        close = fnmatch.filter(_MODELS, f"*{name[:4]}*") if name else []
-        hint = f"; did you mean one of {sorted(close)}?" if close else ""
-        raise UnknownModelError(
-            f"unknown model {name!r}{hint} (fastcnn.list_models() lists all {len(_MODELS)})"
-        ) from None
+    spelled = {_squash(known): known for known in _MODELS}
+    if _squash(name) in spelled:
+        return _MODELS[spelled[_squash(name)]]
+    close = difflib.get_close_matches(_squash(name), spelled, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(spelled[c]) for c in close)}?" if close else ""
+    raise UnknownModelError(f"unknown model {name!r}{hint} (fastcnn.list_models() lists all {len(_MODELS)})")
+
+
+def _squash(name: str) -> str:
+    """``name`` lower-cased with everything but letters and digits left out."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())

@@ -56,7 +56,7 @@ def test_unsupported_device_type() -> None:
 
 def test_onnxruntime_without_gpu_providers(monkeypatch) -> None:
     """A CUDA device with a CPU-only onnxruntime is refused even where torch has CUDA."""
-    monkeypatch.setattr(ort_backend.ort, "get_available_providers",
+    monkeypatch.setattr(ort, "get_available_providers",
                         lambda: ["AzureExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.setattr(ort_backend, "check_torch_device", lambda device, backend: torch.device(device))
     with pytest.raises(BackendUnavailableError, match="no GPU provider") as info:

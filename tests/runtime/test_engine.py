@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import fastcnn
-from fastcnn.api import DEFAULT_BACKEND
+from fastcnn.backends import DEFAULT_BACKEND
 from fastcnn.ir import Graph
 from tests.helpers import randomize_batchnorm, relative_l2
 
