@@ -1,88 +1,87 @@
-"""Latency of fastcnn's backends beside PyTorch eager (and torch.compile on a GPU), per model and batch.
+"""Latency of every implementation a user could pick, per model, dtype and batch, side by side.
 
-Run with ``python -m pytest bench/test_latency.py`` (never part of the default test run; add
-``--benchmark-json=FILE`` to keep the numbers). Each (device, model, batch) is one
-pytest-benchmark group, so the implementations sit next to each other in the table; every
-implementation's answer is checked against PyTorch eager (float32, same device) after it is
-timed. Rounds alternate, so that slow drifts of the machine (a noisy neighbour, the heap's
-state) fall on every implementation alike: before each timed round of one implementation,
-every other implementation of its group runs once, untimed; then, after a 50 ms pause that
-lets their thread pools stop spinning (ONNX Runtime's and OpenMP's workers spin after a run
-and, on 2 cores, slowed the next implementation 2x), the timed implementation runs once
-untimed, so it is timed warm, as a caller running batches back to back sees it.
+``fastcnn bench`` runs this suite and writes its report; ``python -m pytest bench/test_latency.py
+--benchmark-json=FILE`` runs it alone. Never part of the default test run.
 
-The CPU groups decide ``fastcnn.backends.DEFAULT_BACKEND["cpu"]`` and each CPU backend's pipeline
-of passes; the CUDA groups (run only where torch sees a GPU) are the baseline the Triton engine
-has to beat. CUDA timings end with ``torch.cuda.synchronize()`` so that pytest-benchmark's host
-clock reads finished work.
-``FASTCNN_BENCH_MODELS=resnet18,vgg16`` picks other models.
+- Implementations: :data:`fastcnn.benchmark.implementations.IMPLEMENTATIONS` (PyTorch eager,
+  channels_last, torch.compile, ONNX Runtime, OpenVINO, each fastcnn backend). One that cannot
+  run here is skipped with its reason, which the report lists as absent: never a fake number.
+- Every implementation gets the same weights and the same input; its answer is checked
+  against PyTorch eager in float32 on the same device *before* it is timed (1e-4 relative L2 in
+  float32, 1e-2 in float16/bfloat16 or where it computes in lower precision and says so). A
+  wrong answer is skipped as "WRONG", never timed.
+- Each (model, dtype, batch) is one pytest-benchmark group. Rounds alternate: before each timed
+  round, the next other implementation of the group (round robin) runs once, untimed, then a
+  50 ms pause lets thread pools stop spinning (ONNX Runtime's and OpenMP's workers spin after a
+  run and, on 2 cores, slowed the next implementation 2x), then the timed implementation runs
+  once untimed, so it is timed warm, as a caller running batches back to back sees it.
+- Rounds per implementation: as many as fit in ``FASTCNN_BENCH_SECONDS`` (default 3), between 3
+  and ``FASTCNN_BENCH_ROUNDS`` (default 15).
+- CUDA timings end with ``torch.cuda.synchronize()``, so the host clock reads finished work.
+
+Settings (environment, as ``fastcnn bench`` sets them): ``FASTCNN_BENCH_MODELS``,
+``FASTCNN_BENCH_BATCHES``, ``FASTCNN_BENCH_DEVICE`` (default cuda where present), ``FASTCNN_BENCH_DTYPES``,
+``FASTCNN_BENCH_IMPLS``, comma-separated.
 """
 from __future__ import annotations
 
-import functools
 import os
 import time
-from typing import Callable
 
 import pytest
 import torch
 
 import fastcnn
+from fastcnn.benchmark.implementations import IMPLEMENTATIONS, Absent, Case, bench_device, build_runner
+from fastcnn.benchmark.roofline import model_cost
 
-MODELS = os.environ.get("FASTCNN_BENCH_MODELS", "resnet18,googlenet,squeezenet1_1,densenet121").split(",")
-BATCHES = [1, 8]
-# "fastcnn-<backend>" runs the backend's own pipeline of passes; "-unfused" runs the graph as
-# imported (pipeline "none") and "-full" every pass, so the passes' effect on that backend is
-# measured in the same run. FASTCNN_BENCH_CPU=impl,impl,... picks the CPU implementations.
-IMPLEMENTATIONS = {
-    "cpu": os.environ.get("FASTCNN_BENCH_CPU", "pytorch-eager,fastcnn-torch,fastcnn-torch-unfused,"
-                          "fastcnn-onnxruntime,fastcnn-onnxruntime-unfused").split(","),
-    "cuda": ["pytorch-eager", "torch-compile", "fastcnn-torch", "fastcnn-triton"],
+DEVICE = bench_device()
+_DEFAULTS = {  # device: (models, batches, dtypes)
+    "cpu": ("resnet18,googlenet,squeezenet1_1,densenet121", "1,8", "float32"),
+    "cuda": ("resnet50,googlenet,densenet121,se_resnet50", "1,8,64,256", "float16"),
 }
-PIPELINE_SUFFIXES = {"-unfused": "none", "-full": "full"}
-CASES = [(device, impl) for device, impls in IMPLEMENTATIONS.items() for impl in impls]
-# TF32 would make eager and fastcnn-torch differ from the float32 reference by ~1e-3; the
-# float32 comparison below is about the same arithmetic, so TF32 stays off everywhere.
-TOLERANCE = 1e-4 if torch.cuda.is_available() else 1e-5
-ROUNDS = {1: 15, 8: 7}  # timed rounds per implementation; each round also runs the others once
+MODELS = os.environ.get("FASTCNN_BENCH_MODELS", _DEFAULTS[DEVICE][0]).split(",")
+BATCHES = [int(b) for b in os.environ.get("FASTCNN_BENCH_BATCHES", _DEFAULTS[DEVICE][1]).split(",")]
+DTYPES = os.environ.get("FASTCNN_BENCH_DTYPES", _DEFAULTS[DEVICE][2]).split(",")
+IMPLS = os.environ.get("FASTCNN_BENCH_IMPLS", ",".join(IMPLEMENTATIONS)).split(",")
+SECONDS = float(os.environ.get("FASTCNN_BENCH_SECONDS", "3"))
+MAX_ROUNDS = int(os.environ.get("FASTCNN_BENCH_ROUNDS", "15"))
 SETTLE_SECONDS = 0.05
 
-Runner = Callable[[torch.Tensor], torch.Tensor]
+
+class _Group:
+    """Every implementation's runner for the (model, dtype) being measured, built on entering it
+    (compilation stays out of the timings) and shared by its batch sizes; the previous model's
+    are dropped (VGG's weights, copied per implementation, are 0.5 GB each)."""
+
+    key: tuple[str, str] | None = None
+    module: torch.nn.Module | None = None
+    reference = None
+    runners: dict[str, object] = {}
+    absent: dict[str, str] = {}
+    costs: dict[int, object] = {}
+
+    @classmethod
+    def enter(cls, model: str, dtype: str) -> None:
+        if cls.key == (model, dtype):
+            return
+        cls.key, cls.runners, cls.absent, cls.costs = (model, dtype), {}, {}, {}
+        cls.module = fastcnn.create_model(model, seed=0).eval()
+        shape = (1, *fastcnn.model_info(model).input_size)
+        cls.reference = build_runner("pytorch-eager", cls.module, Case(model, DEVICE, torch.float32, shape))
+        for name in IMPLS:
+            try:
+                cls.runners[name] = _synchronized(build_runner(name, cls.module, Case(model, DEVICE,
+                                                                                      getattr(torch, dtype), shape)))
+            except Absent as exc:
+                cls.absent[name] = str(exc)
 
 
-@functools.cache
-def _model(name: str, device: str) -> torch.nn.Module:
-    return fastcnn.create_model(name, seed=0).to(device)
-
-
-@functools.cache
-def _runner(implementation: str, name: str, device: str) -> Runner:
-    """The callable to time, built once per (implementation, model, device) for all batch sizes."""
-    model = _model(name, device)
-    if implementation in ("pytorch-eager", "torch-compile"):
-        forward = torch.compile(model) if implementation == "torch-compile" else model
-
-        def eager(batch: torch.Tensor) -> torch.Tensor:
-            with torch.inference_mode():
-                return forward(batch)
-        return eager
-    backend, pipeline = implementation.removeprefix("fastcnn-"), None
-    for suffix, passes in PIPELINE_SUFFIXES.items():
-        if backend.endswith(suffix):
-            backend, pipeline = backend.removesuffix(suffix), passes
-    example = torch.zeros(1, *fastcnn.model_info(name).input_size)
-    engine = fastcnn.load(model.cpu(), device=device, backend=backend, example_input=example,
-                          pipeline=pipeline)
-    model.to(device)
-    engine.warmup()
-    return engine.infer
-
-
-def _synchronized(run: Runner, device: str) -> Runner:
-    if device != "cuda":
+def _synchronized(run):
+    if DEVICE != "cuda":
         return run
 
-    def timed(batch: torch.Tensor) -> torch.Tensor:
+    def timed(batch):
         out = run(batch)
         torch.cuda.synchronize()
         return out
@@ -90,34 +89,54 @@ def _synchronized(run: Runner, device: str) -> Runner:
 
 
 def _relative_l2(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    a, e = actual.double(), expected.double()
+    a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
     return float((a - e).norm() / e.norm()) if torch.isfinite(a).all() else float("inf")
 
 
-@pytest.mark.parametrize("batch_size", BATCHES)
-@pytest.mark.parametrize("name", MODELS)
-@pytest.mark.parametrize(("device", "implementation"), CASES, ids=[f"{d}-{i}" for d, i in CASES])
-def test_latency(benchmark, device, implementation, name, batch_size):
-    if device == "cuda" and not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    benchmark.group = f"{device} {name} batch {batch_size}"
-    benchmark.extra_info.update(device=device, model=name, batch=batch_size, threads=torch.get_num_threads(),
-                                torch=torch.__version__)
-    run = _synchronized(_runner(implementation, name, device), device)
-    others = [_synchronized(_runner(other, name, device), device)
-              for other in IMPLEMENTATIONS[device] if other != implementation]
-    batch = torch.randn(batch_size, *fastcnn.model_info(name).input_size,
-                        generator=torch.Generator().manual_seed(0)).to(device)
+def _cost(model: str, batch: int, itemsize: int):
+    if batch not in _Group.costs:
+        example = torch.zeros(1, *fastcnn.model_info(model).input_size)
+        graph = fastcnn.load(_Group.module, device="cpu", backend="torch", example_input=example).graph
+        _Group.costs[batch] = model_cost(graph, batch, itemsize)
+    return _Group.costs[batch]
 
-    def alternate() -> tuple[tuple[torch.Tensor], dict]:
-        for other in others:
-            other(batch)
-        time.sleep(SETTLE_SECONDS)
-        run(batch)
-        return (batch,), {}
 
-    output = benchmark.pedantic(run, setup=alternate, rounds=ROUNDS.get(batch_size, 5), warmup_rounds=1)
-    with torch.inference_mode():
-        expected = _model(name, device)(batch)
-    assert _relative_l2(output, expected) < TOLERANCE
+@pytest.mark.parametrize("implementation", IMPLS)
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("model", MODELS)
+def test_latency(benchmark, model, dtype, batch, implementation):
+    _Group.enter(model, dtype)
+    torch_dtype = getattr(torch, dtype)
+    shape = (batch, *fastcnn.model_info(model).input_size)
+    if implementation in _Group.absent:
+        pytest.skip(f"absent: {_Group.absent[implementation]}")
+    run = _Group.runners[implementation]
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(batch)).to(DEVICE)
+    expected = _Group.reference(x)
+    spec = IMPLEMENTATIONS[implementation]
+    tolerance = 1e-4 if dtype == "float32" and spec.computes_in is None else 1e-2
+    start = time.perf_counter()
+    error = _relative_l2(run(x.to(torch_dtype)), expected)
+    single = time.perf_counter() - start
+    if not error <= tolerance:
+        pytest.skip(f"WRONG: relative L2 {error:.2e} against eager float32, over {tolerance:g}")
+    cost = _cost(model, batch, torch_dtype.itemsize)
+    benchmark.group = f"{DEVICE} {model} {dtype} batch {batch}"
+    benchmark.extra_info.update(device=DEVICE, model=model, dtype=dtype, batch=batch, implementation=implementation,
+                                peer=spec.peer, computes_in=spec.computes_in, error=error, flops=cost.flops,
+                                min_bytes=cost.min_bytes, layer_bytes=cost.layer_bytes,
+                                threads=torch.get_num_threads())
+    others = [name for name in IMPLS if name != implementation and name in _Group.runners]
+    turn = iter(range(10**9))
+    xin = x.to(torch_dtype)
+
+    def alternate():
+        if others:
+            _Group.runners[others[next(turn) % len(others)]](xin)
+            time.sleep(SETTLE_SECONDS)
+        run(xin)
+        return (xin,), {}
+
+    rounds = min(MAX_ROUNDS, max(3, int(SECONDS / max(single, 1e-4))))
+    benchmark.pedantic(run, setup=alternate, rounds=rounds, warmup_rounds=1)

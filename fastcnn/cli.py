@@ -158,6 +158,18 @@ def _cmd_kernels(args: argparse.Namespace) -> None:
     print(format_reports(reports))
 
 
+def _cmd_bench(args: argparse.Namespace) -> None:
+    """Every implementation side by side (``bench/test_latency.py``), then the report."""
+    from fastcnn.benchmark.command import BenchSettings, default_folder, run_bench
+
+    settings = BenchSettings(tuple(args.models), tuple(args.batch or ()), args.device, tuple(args.dtype or ()),
+                             tuple(args.impl or ()), args.rounds, args.seconds)
+    folder = Path(args.out) if args.out else default_folder(args.device)
+    print(f"fastcnn bench: writing to {folder}", file=sys.stderr, flush=True)
+    for kind, path in run_bench(settings, folder).items():
+        print(f"{kind}: {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastcnn", description=fastcnn.__doc__)
     parser.add_argument("--version", action="version", version=f"fastcnn {fastcnn.__version__}")
@@ -196,6 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
     kernels.add_argument("--batch", type=_positive_int, action="append",
                          help="batch size(s) to plan for (repeatable; default 1 and 64)")
     kernels.set_defaults(run=_cmd_kernels)
+    bench = commands.add_parser("bench", help="time every implementation (PyTorch, torch.compile, ONNX Runtime, "
+                                              "OpenVINO, fastcnn's backends) side by side; write JSON, a table, a chart")
+    bench.add_argument("models", nargs="*", help="zoo names (default: a few; the device's default list)")
+    bench.add_argument("--batch", type=_positive_int, action="append", help="batch size (repeatable)")
+    bench.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when present")
+    bench.add_argument("--dtype", action="append", choices=["float32", "float16", "bfloat16"], help="repeatable")
+    bench.add_argument("--impl", action="append", help="implementation (repeatable; default: all)")
+    bench.add_argument("--rounds", type=_positive_int, help="most timed rounds per implementation (default 15)")
+    bench.add_argument("--seconds", type=float, help="time to spend per implementation and case (default 3)")
+    bench.add_argument("--out", help="folder for bench.json, report.md and chart.png (default: ./fastcnn-bench/...)")
+    bench.set_defaults(run=_cmd_bench)
     return parser
 
 
