@@ -34,7 +34,8 @@ class BenchSettings:
 
     def environment(self) -> dict[str, str]:
         """The suite's settings, as the variables ``bench/test_latency.py`` reads."""
-        values = {"FASTCNN_BENCH_MODELS": ",".join(self.models), "FASTCNN_BENCH_BATCHES": ",".join(map(str, self.batches)),
+        values = {"FASTCNN_BENCH_MODELS": ",".join(self.models),
+                  "FASTCNN_BENCH_BATCHES": ",".join(map(str, self.batches)),
                   "FASTCNN_BENCH_DEVICE": self.device or "", "FASTCNN_BENCH_DTYPES": ",".join(self.dtypes),
                   "FASTCNN_BENCH_IMPLS": ",".join(self.implementations),
                   "FASTCNN_BENCH_ROUNDS": str(self.rounds or ""), "FASTCNN_BENCH_SECONDS": str(self.seconds or "")}

@@ -62,7 +62,8 @@ def markdown(results: dict) -> str:
         lines += [f"### {model}, batch {batch}, {dtype} ({device})", "", *_group_table(rows, batch, dtype, peaks), ""]
     absent = results.get("absent", [])
     if absent:
-        lines += ["### Absent or wrong", "", "| model | dtype | batch | implementation | reason |", "|---|---|---|---|---|"]
+        lines += ["### Absent or wrong", "", "| model | dtype | batch | implementation | reason |",
+                  "|---|---|---|---|---|"]
         lines += [f"| {a.get('model')} | {a.get('dtype')} | {a.get('batch')} | {a.get('implementation')} | "
                   f"{a.get('reason')} |" for a in absent]
     return "\n".join(lines) + "\n"
@@ -98,7 +99,7 @@ def chart(results: dict, path: str | Path) -> Path | None:
     if not panels:
         return None
     figure, axes = plt.subplots(len(panels), 1, figsize=(12, 3.5 * len(panels)), squeeze=False)
-    for ax, (device, dtype, batch) in zip(axes[:, 0], panels):
+    for ax, (device, dtype, batch) in zip(axes[:, 0], panels, strict=True):
         models = [m for d, m, t, b in table if (d, t, b) == (device, dtype, batch)]
         impls = sorted({r.implementation for m in models for r in table[(device, m, dtype, batch)]})
         width = 0.8 / max(1, len(impls))

@@ -87,7 +87,7 @@ def probe_cpu(seconds: float = 1.0) -> Peaks:
     flops = {}
     for dtype in (torch.float32, torch.bfloat16):
         a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
-        flops[str(dtype).removeprefix("torch.")] = 2 * 2048**3 / _best(lambda: a @ b, seconds)
+        flops[str(dtype).removeprefix("torch.")] = 2 * 2048**3 / _best(lambda a=a, b=b: a @ b, seconds)
     stamp = time.strftime("%Y-%m-%d")
     return Peaks(f"cpu ({torch.get_num_threads()} threads)", flops, bandwidth,
                  f"measured by fastcnn.benchmark.roofline.probe_cpu on {stamp}")
