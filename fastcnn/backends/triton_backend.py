@@ -14,6 +14,14 @@ Built once per engine:
   tensors bound, so a run is a loop over prepared calls; on CUDA that loop is captured once
   per bucket into a CUDA graph and replayed.
 
+``warmup(autotune=True)`` (or ``FASTCNN_AUTOTUNE=1``) measures, per bucket, each convolution's
+and GEMM's candidate launches (:mod:`fastcnn.backends.triton_tuning`), records the fastest
+correct one in the lowering and prepares the bucket again, so that its memory plan and its
+launches follow the choice; the choices are cached on disk (:mod:`fastcnn.kernels.autotune`),
+so a second process tunes nothing. Under the interpreter an explicit ``autotune=True`` needs
+an injected ``timer`` (the tests' fake clock) and is refused without one, while the
+environment variable is ignored there: nothing on a CPU measures a GPU's speed.
+
 ``run`` copies the batch into the bucket's input buffer (padding a batch between buckets
 with zeros up to the next bucket), replays, and returns a fresh copy of the outputs' first
 rows. Concurrent calls on one engine are serialised by a lock.
@@ -23,18 +31,22 @@ Without a GPU the same executor runs on the CPU under Triton's interpreter
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from fastcnn.backends.devices import check_torch_device, triton_problem
 from fastcnn.backends.triton_lowering import Lowering, lower_node, pack_weights, unsupported_nodes, workspace_hook
+from fastcnn.backends.triton_tuning import KernelChoice, kernel_choices, tune_bucket
 from fastcnn.errors import BackendUnavailableError, InputError, UnsupportedModelError
 from fastcnn.ir import Graph, Value
 from fastcnn.ir.cost import is_view
+from fastcnn.kernels.autotune import Decision, Timer, TuneCache, Tuner, autotune_requested, environment
 from fastcnn.runtime.memory import MemoryPlan
 from fastcnn.runtime.plan import make_plan
 
@@ -59,10 +71,13 @@ class _Bucket:
     outputs: list[Tensor]
     calls: list
     graph: "torch.cuda.CUDAGraph | None" = None
+    views: Any = None  # the _Views its calls are bound to (the tuner binds candidates to them)
 
 
 class TritonExecutor:
     """Runs a graph rewritten by the ``triton`` pipeline as Triton kernels; built once, run many."""
+
+    tunes = True  # warmup takes autotune=; Engine.warmup passes it on
 
     def __init__(self, graph: Graph, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None, *, max_batch: int = MAX_BATCH) -> None:
@@ -88,6 +103,7 @@ class TritonExecutor:
         self._arena = torch.empty(0, dtype=torch.uint8, device=self.device)
         self._workspace = torch.empty(0, dtype=torch.uint8, device=self.device)
         self._lock = threading.Lock()
+        self._decisions: dict[tuple[str, int], Decision] = {}  # the tuner's, by (node, batch)
 
     # -- running ----------------------------------------------------------------------------
     def run(self, inputs: list[Tensor]) -> list[Tensor]:
@@ -99,11 +115,15 @@ class TritonExecutor:
             bucket = self._bucket(next(b for b in buckets(self.max_batch) if b >= batch))
             return self._run_bucket(bucket, inputs, batch)
 
-    def warmup(self) -> None:
-        """Prepare (and on CUDA capture) every bucket now, instead of on first use."""
+    def warmup(self, autotune: bool | None = None, *, timer: Timer | None = None,
+               cache: TuneCache | None = None) -> None:
+        """Prepare (and on CUDA capture) every bucket now, instead of on first use; with
+        ``autotune`` (None: ``FASTCNN_AUTOTUNE``) tune each bucket's layers first. ``timer``
+        replaces the GPU clock (tests), ``cache`` the on-disk cache."""
+        tuner = self._tuner(autotune, timer, cache)
         with self._lock, torch.inference_mode():
             for size in reversed(buckets(self.max_batch)):  # the largest first: the arena is sized once
-                bucket = self._bucket(size)
+                bucket = self._bucket(size, tuner)
                 zeros = [torch.zeros_like(t) for t in bucket.inputs]
                 self._run_bucket(bucket, zeros, size)
 
@@ -146,10 +166,45 @@ class TritonExecutor:
         return graph
 
     # -- building ---------------------------------------------------------------------------
-    def _bucket(self, size: int) -> _Bucket:
+    def _bucket(self, size: int, tuner: Tuner | None = None) -> _Bucket:
+        """The bucket of ``size``, prepared (and tuned) on first use; ``tuner`` tunes it again."""
         if size not in self._buckets:
             self._buckets[size] = self._prepare(size)
+            tuner = tuner or self._tuner(None)
+        if tuner is not None:
+            self._tune(size, tuner)
         return self._buckets[size]
+
+    def _tuner(self, autotune: bool | None, timer: Timer | None = None, cache: TuneCache | None = None) -> Tuner | None:
+        """A tuner if tuning is asked for and can measure here, else None; an explicit request
+        that cannot be met (the interpreter without a timer) is refused."""
+        if not autotune_requested(autotune):
+            return None
+        if self.device.type != "cuda" and timer is None:
+            if autotune:
+                raise InputError("autotuning measures kernels on a GPU; under Triton's interpreter pass a timer "
+                                 "(executor.warmup(autotune=True, timer=...)), or leave the rules to choose")
+            return None  # FASTCNN_AUTOTUNE=1 on the interpreter: the rules decide
+        return Tuner(cache if cache is not None else TuneCache(), timer)
+
+    def _tune(self, size: int, tuner: Tuner) -> None:
+        """Tune bucket ``size``'s layers, then prepare it again with the choices, so that its
+        workspace is planned for them (this may grow the arena and re-bind other buckets)."""
+        bucket = self._buckets[size]
+        env = environment(self.device, self.lowering.sm_count)
+        decisions = tune_bucket(bucket.views.graph, bucket.views, self.weights, self.lowering, tuner, env)
+        self._decisions.update(decisions)
+        choices = {**self.lowering.choices, **{key: d.value for key, d in decisions.items()}}
+        self.lowering = dataclasses.replace(self.lowering, choices=choices)
+        self._buckets[size] = self._prepare(size)
+
+    def kernel_choices(self) -> list[KernelChoice]:
+        """Per convolution and GEMM of each prepared bucket (batch 1 if none is), which launch
+        runs and why: ``rule``, or the tuner's reason (``tuned: 0.12 ms vs rule 0.15 ms``)."""
+        rows = []
+        for size in sorted(self._buckets) or [1]:
+            rows += kernel_choices(_static(self.graph, size), size, self.lowering, self._decisions)
+        return rows
 
     def _prepare(self, size: int) -> _Bucket:
         """Plan the graph at batch ``size``, grow the arena if needed, bind every launch."""
@@ -159,7 +214,7 @@ class TritonExecutor:
                                      self._arena, self._workspace)
         static = views.graph
         return _Bucket(size, [views.tensor(v) for v in static.inputs], [views.tensor(v) for v in static.outputs],
-                       calls)
+                       calls, views=views)
 
     def _grow(self, memory: MemoryPlan) -> None:
         """One arena for every bucket: re-bind the buckets prepared so far if it must grow."""

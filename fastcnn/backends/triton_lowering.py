@@ -6,12 +6,14 @@ Flatten reads, biases and per-channel parameters as float32), once per engine.
 :data:`LOWERINGS` maps each IR op to a function that binds a node of a specialized graph to
 tensors (strided views of the planned arena) and returns its :class:`KernelCall` list. The
 tile choice is made by the kernels' rules from the node's shapes, by the same function for
-the workspace request (:func:`workspace_hook`, read by the memory planner) and the launch.
+the workspace request (:func:`workspace_hook`, read by the memory planner) and the launch,
+unless the autotuner chose otherwise for that node at that batch (:attr:`Lowering.choices`,
+read by both as well): another config, or :data:`TORCH_CONV`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -22,6 +24,7 @@ from fastcnn.ir.cost import accumulated, is_view
 from fastcnn.ir.fused_ops import CONV_BIAS, CONV_RESIDUAL, CONV_SCALE, CONV_SHIFT, POOL_SCALE, POOL_SHIFT, operand
 from fastcnn.kernels.conv2d import MAX_OUTPUTS, ConvConfig, choose_conv_config, conv2d_calls, pack_conv_weight
 from fastcnn.kernels.conv_direct import conv_direct_call, pack_direct_weight, prefers_direct
+from fastcnn.kernels.conv_torch import torch_conv_call, unpack_conv_weight
 from fastcnn.kernels.elementwise import elementwise_call, reduce_mean_call
 from fastcnn.kernels.gemm import (
     GemmConfig,
@@ -42,6 +45,7 @@ INTERPRETER_CONV = ConvConfig(block_m=128, block_n=128, block_k=128, num_warps=8
 UNARY = ("relu", "sigmoid", "tanh", "clip", "leaky_relu")
 BINARY = ("add", "sub", "mul", "div")
 COPIES = ("reshape", "flatten", "identity", "dropout")  # reached only when they are not views
+TORCH_CONV = "torch"  # a tuned choice: torch's convolution (cuDNN), then the epilogue as torch ops
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,13 @@ class Lowering:
     # FLOP: it runs the same kernels with the largest tiles, so that a whole network takes
     # seconds. Tiles change no result; the rule-picked ones are checked kernel by kernel.
     interpreted: bool = False
+    # The autotuner's choices, (node name, batch) -> a ConvConfig, GemmConfig or TORCH_CONV;
+    # a node not in it takes the rule's tiles. Replaced, never changed, once lowerings used it.
+    choices: Mapping[tuple[str, int], Any] = field(default_factory=dict, compare=False)
+
+    def choice(self, node: Node) -> Any:
+        """The tuned choice for ``node`` of a specialized graph, or None (the rule decides)."""
+        return self.choices.get((node.name, int(node.inputs[0].shape[0]))) if self.choices else None
 
 
 # -- which ops run ----------------------------------------------------------------------------
@@ -97,6 +108,9 @@ def conv_config(node: Node, lowering: Lowering) -> ConvConfig | None:
     groups = node.attrs["groups"]
     if uses_direct(node):
         return None
+    choice = lowering.choice(node)
+    if choice is not None:
+        return choice if isinstance(choice, ConvConfig) else None  # None: TORCH_CONV, no tiles
     if lowering.interpreted:
         return INTERPRETER_CONV
     return choose_conv_config(x.shape[0], x.shape[1], w.shape[0], node.outputs[0].shape[2:], w.shape[2:],
@@ -119,6 +133,9 @@ def _vector_epilogue(node: Node, dtype: torch.dtype) -> bool:
 
 
 def gemm_config(node: Node, lowering: Lowering) -> GemmConfig:
+    choice = lowering.choice(node)
+    if isinstance(choice, GemmConfig):
+        return choice
     m, k = node.inputs[0].shape[0], int(np.prod(node.inputs[0].shape[1:]))
     return choose_gemm_config(m, node.outputs[0].shape[1], k, lowering.dtype, lowering.sm_count)
 
@@ -269,6 +286,11 @@ def _conv(b: Bound) -> list[KernelCall]:
                    prologue_relu=a.get("prologue_relu", False), **_epilogue(a))
     tensors = (b.input(0), p["weight"], outs if len(outs) > 1 else outs[0], p.get("bias"), residual,
                p.get("scale"), p.get("shift"), pooled)
+    if not uses_direct(node) and b.lowering.choice(node) == TORCH_CONV:
+        weight = p.get("oihw")
+        if weight is None:  # unpacked once per engine, on first use
+            weight = p["oihw"] = unpack_conv_weight(p["weight"], a["groups"], node.inputs[1].shape[0], kw)
+        return [torch_conv_call(tensors[0], weight, *tensors[2:], allow_tf32=b.lowering.allow_tf32, **options)]
     config = conv_config(node, b.lowering)
     if config is None:
         return [conv_direct_call(*tensors, **options)]
