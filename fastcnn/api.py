@@ -22,7 +22,7 @@ from fastcnn.frontend import import_onnx, read_onnx
 from fastcnn.ir import Graph
 from fastcnn.runtime import Engine, resolve_device
 from fastcnn.runtime.engine import check_pass_options
-from fastcnn.runtime.spec import parse_dtype
+from fastcnn.runtime.spec import parse_precision
 from fastcnn.zoo import list_models, model_info
 
 Source = str | os.PathLike | bytes | onnx.ModelProto | nn.Module
@@ -39,7 +39,7 @@ def load(source: Source, device: str | torch.device | None = None, dtype: torch.
             ``torch.nn.Module``, exported first at ``example_input``'s shape and dtype.
         device: ``None`` picks CUDA when torch sees a GPU, else the CPU.
         dtype: compute dtype, a torch dtype or its name (``"float16"``, ``"bf16"``...); ``None``
-            keeps the model's (float32).
+            keeps the model's (float32); ``"tf32"``: float32 on TF32 tensor cores (Triton backend).
         backend: ``"triton"``, ``"torch"`` or ``"onnxruntime"``; ``None`` picks
             :data:`fastcnn.backends.DEFAULT_BACKEND` for the device.
         example_input: required for an ``nn.Module``; ignored otherwise.
@@ -54,7 +54,7 @@ def load(source: Source, device: str | torch.device | None = None, dtype: torch.
             fastcnn cannot run; both are raised here, never at the first ``infer``.
     """
     device = resolve_device(device)
-    dtype = parse_dtype(dtype)
+    parse_precision(dtype)  # a bad dtype is refused before the slow work
     backend = choose_backend(backend, device)
     check_pass_options(pipeline, backend, disable_passes)
     graph = import_source(source, example_input)

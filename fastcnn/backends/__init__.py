@@ -44,11 +44,13 @@ BACKENDS: dict[str, Callable[[Graph, torch.device, torch.dtype | None], Executor
 }
 
 # Options beyond (graph, device, dtype) that a backend takes. max_batch: the largest batch bucket
-# (CUDA graph) the Triton backend prepares; the others run any batch as it comes.
+# (CUDA graph) the Triton backend prepares; the others run any batch as it comes. allow_tf32:
+# float32 convolutions and GEMMs on TF32 tensor cores (about 1e-3 relative error), asked for
+# with dtype="tf32".
 BACKEND_OPTIONS: dict[str, frozenset[str]] = {
     "torch": frozenset(),
     "onnxruntime": frozenset(),
-    "triton": frozenset({"max_batch"}),
+    "triton": frozenset({"max_batch", "allow_tf32"}),
 }
 
 # Beyond the device torch itself must reach, what each backend needs (None: nothing more).

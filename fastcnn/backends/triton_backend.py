@@ -80,7 +80,7 @@ class TritonExecutor:
     tunes = True  # warmup takes autotune=; Engine.warmup passes it on
 
     def __init__(self, graph: Graph, device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None, *, max_batch: int = MAX_BATCH) -> None:
+                 dtype: torch.dtype | None = None, *, max_batch: int = MAX_BATCH, allow_tf32: bool = False) -> None:
         if not isinstance(max_batch, int) or isinstance(max_batch, bool) or not 1 <= max_batch <= MAX_BATCH_LIMIT:
             raise InputError(f"max_batch must be an integer from 1 to {MAX_BATCH_LIMIT}, not {max_batch!r}")
         self.device = check_torch_device(device, "triton")
@@ -95,7 +95,9 @@ class TritonExecutor:
             raise UnsupportedModelError(f"the triton backend cannot run op(s) {', '.join(ops)}", missing)
         self.dtype = DTYPES[dtype]
         self.graph = _with_dtype(graph, self.dtype)
-        self.lowering = Lowering(self.device, self.dtype, _multiprocessors(self.device),
+        if allow_tf32 and self.dtype != torch.float32:
+            raise InputError(f"TF32 is a way to compute float32; this engine computes in {self.dtype}")
+        self.lowering = Lowering(self.device, self.dtype, _multiprocessors(self.device), allow_tf32=allow_tf32,
                                  interpreted=self.device.type == "cpu")
         self.weights = pack_weights(self.graph, self.lowering)
         self.max_batch = max_batch

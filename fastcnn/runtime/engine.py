@@ -24,7 +24,7 @@ from fastcnn.ir import Graph
 from fastcnn.passes import PIPELINES, PassError, check_pass_names, disabled_from_env, run_pipeline
 from fastcnn.runtime.device import resolve_device
 from fastcnn.runtime.plan import Plan, make_plan
-from fastcnn.runtime.spec import InputSpec, as_tensor, check_input, dtype_name, parse_dtype
+from fastcnn.runtime.spec import InputSpec, as_tensor, check_input, dtype_name, parse_precision
 
 
 
@@ -36,7 +36,8 @@ class Engine:
         backend: a key of ``fastcnn.backends.BACKENDS`` (``"triton"``, ``"torch"``, ``"onnxruntime"``);
             ``None`` picks ``fastcnn.backends.DEFAULT_BACKEND`` for the device, as ``load`` does.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``None`` picks CUDA when present.
-        dtype: the floating-point dtype to compute in; ``None`` keeps the graph's.
+        dtype: the floating-point dtype to compute in (a torch dtype or its name); ``None`` keeps
+            the graph's. ``"tf32"``: float32 on TF32 tensor cores (Triton backend, about 1e-3).
         pipeline: which passes run (a key of ``fastcnn.passes.PIPELINES``); ``None`` picks the
             backend's own. ``"none"`` runs the graph as imported.
         disable_passes: pass names to skip, on top of ``FASTCNN_DISABLE_PASSES``.
@@ -54,11 +55,13 @@ class Engine:
         self.source_graph = graph
         self.device = resolve_device(device)
         self.backend = backend = choose_backend(backend, self.device)
-        self.dtype = dtype = parse_dtype(dtype)
+        self.dtype, tf32 = parse_precision(dtype)
+        dtype = self.dtype
         self.pipeline, disabled = check_pass_options(pipeline, backend, disable_passes)
         self.graph = _rewrite(graph, self.pipeline, disabled)
         self.input_specs = tuple(InputSpec.of(value, dtype) for value in self.graph.inputs)
-        self._executor = create_executor(backend, self.graph, self.device, dtype, max_batch=max_batch)
+        self._executor = create_executor(backend, self.graph, self.device, dtype, max_batch=max_batch,
+                                         allow_tf32=tf32 or None)
 
     @property
     def input_spec(self) -> InputSpec:

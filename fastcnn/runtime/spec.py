@@ -53,6 +53,17 @@ _DTYPE_NAMES = {"float32": torch.float32, "float": torch.float32, "fp32": torch.
                 "double": torch.float64, "fp64": torch.float64}
 
 
+TF32_NAMES = ("tf32", "tensorfloat32")
+
+
+def parse_precision(dtype: Any) -> tuple[torch.dtype | None, bool]:
+    """``dtype=`` as (dtype, TF32 allowed): ``"tf32"`` is float32 storage computed on TF32 tensor
+    cores; anything else goes through :func:`parse_dtype` with TF32 off."""
+    if isinstance(dtype, str) and dtype.lower() in TF32_NAMES:
+        return torch.float32, True
+    return parse_dtype(dtype), False
+
+
 def parse_dtype(dtype: Any) -> torch.dtype | None:
     """``dtype=`` as a floating-point torch dtype: a torch.dtype, a NumPy dtype, or a name such
     as ``"float16"``, ``"fp16"``, ``"bf16"``, ``"torch.float32"``; ``None`` stays ``None``."""
@@ -67,7 +78,8 @@ def parse_dtype(dtype: Any) -> torch.dtype | None:
     if key in _DTYPE_NAMES:
         return _DTYPE_NAMES[key]
     raise InputError(f"dtype={dtype!r} is not a floating-point dtype fastcnn computes in; use torch.float32, "
-                     "torch.float16 or torch.bfloat16 (or their names: 'float32', 'float16', 'bfloat16')")
+                     "torch.float16 or torch.bfloat16 (or their names: 'float32', 'float16', 'bfloat16'; "
+                     "'tf32' for float32 on TF32 tensor cores)")
 
 
 def dtype_name(dtype: torch.dtype) -> str:

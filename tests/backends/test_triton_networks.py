@@ -96,3 +96,16 @@ def test_classifier_at_full_size(name):
     reference, triton = _engines(classifier, (classifier[0].in_features if isinstance(classifier[0], nn.Linear)
                                               else classifier[1].in_features,))
     _check(reference, triton, batch=1)
+
+
+def test_tf32_is_asked_for_with_dtype_tf32():
+    """dtype="tf32": float32 storage, convolutions and GEMMs on TF32 tensor cores (the interpreter
+    computes them exactly; the compile tests check the TF32 math path)."""
+    model = fastcnn.create_model("lenet5", seed=0).eval()
+    reference = fastcnn.load(model, device="cpu", backend="torch", example_input=torch.zeros(1, 1, 32, 32))
+    tf32 = fastcnn.Engine(reference.source_graph, backend="triton", device=DEVICE, dtype="tf32")
+    assert tf32.dtype == torch.float32 and tf32._executor.lowering.allow_tf32
+    x = torch.randn(2, 1, 32, 32)
+    assert relative_l2(tf32.infer(x.to(DEVICE)).cpu(), reference.infer(x)) < 1e-3
+    with pytest.raises(fastcnn.InputError, match="allow_tf32"):
+        fastcnn.Engine(reference.source_graph, backend="torch", device="cpu", dtype="tf32")
