@@ -60,8 +60,10 @@ def _cmd_run(args: argparse.Namespace) -> None:
                               backend=args.backend, dtype=dtype, example_input=example)
     with _step(f"building and warming up (backend {engine.backend}, {engine.device})"):
         batch = _random_batch(engine.input_spec, args.batch)
-        engine.warmup()
+        engine.warmup(autotune=True if args.autotune else None)
         output = engine.infer(batch)
+    for choice in engine.kernel_choices if args.autotune else ():
+        print(choice)
     with _step(f"running {args.repeat} batches"):
         times = _time_runs(engine, batch, args.repeat)
     _print_report(args, engine, batch, times)
@@ -191,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
                      help="compute dtype (default: the model's, float32)")
     run.add_argument("--repeat", type=_positive_int, default=20, help="timed runs (default 20)")
+    run.add_argument("--autotune", action="store_true",
+                     help="measure tile configs and cuDNN per layer first (triton on CUDA; cached on disk), "
+                          "and print what was chosen")
     run.set_defaults(run=_cmd_run)
     plan = commands.add_parser("plan", help="the kernel launches and activation memory of a model "
                                             "after the passes")
