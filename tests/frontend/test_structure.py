@@ -55,7 +55,7 @@ def test_pools_keep_ceil_mode_dilation_and_count_include_pad() -> None:
     assert max_pool.attrs == {"kernel": (3, 3), "stride": (2, 2), "padding": (0, 0, 0, 0),
                               "dilation": (1, 2), "ceil_mode": True}
     assert avg_pool.attrs == {"kernel": (2, 2), "stride": (1, 1), "padding": (0, 0, 1, 1),
-                              "ceil_mode": False, "count_include_pad": True}
+                              "ceil_mode": False, "count_include_pad": True, "dilation": (1, 1)}
     assert max_pool.outputs[0].shape == ("N", 3, 4, 3) and avg_pool.outputs[0].shape == ("N", 3, 9, 9)
 
 

@@ -24,30 +24,30 @@ def problems(body: str, **weights: np.ndarray) -> list[tuple[str, str, str]]:
 def test_all_problems_of_a_graph_in_one_error() -> None:
     found = problems("""
     g (float[N, 3, 4, 4, 4] v, float[N, 3, 8, 8] x) => (float[N, 3, 2, 2, 2] a, float[N, 3, 8, 8] b,
-                                                        float[N, 3, 4, 4] c, int64[N, 3, 4, 4] d) {
+                                                        float[N, 3, 8, 8] c, float[N, 3, 8, 8] d) {
         a = MaxPool <kernel_shape = [2, 2, 2], strides = [2, 2, 2]> (v)
         l = LogSoftmax <axis = 1> (x)
         b = com.example.Custom (l)
-        c, d = MaxPool <kernel_shape = [2, 2], strides = [2, 2]> (x)
-    }""")
+        c, d = Dropout (x, r, t)
+    }""", r=np.array(0.5, np.float32), t=np.array(True))
     assert [(op, node) for op, node, _ in found] == [
         ("MaxPool", "<unnamed MaxPool -> a>"), ("LogSoftmax", "<unnamed LogSoftmax -> l>"),
-        ("Custom", "<unnamed Custom -> b>"), ("MaxPool", "<unnamed MaxPool -> c>")]
+        ("Custom", "<unnamed Custom -> b>"), ("Dropout", "<unnamed Dropout -> c>")]
     reasons = [reason for _, _, reason in found]
     assert "3-D max pooling" in reasons[0]
     assert "not supported" in reasons[1]
     assert "domain 'com.example'" in reasons[2]
-    assert "Indices" in reasons[3]
+    assert "training_mode" in reasons[3]
 
 
 def test_named_nodes_and_attributes() -> None:
     found = problems("""
     g (float[N, 3, 8, 8] x) => (float[N, 3, H, W] y) {
-        p = AveragePool <kernel_shape = [2, 2], strides = [2, 2], dilations = [2, 2]> (x)
+        p = AveragePool <kernel_shape = [2, 2], strides = [2, 2], auto_pad = "BOGUS"> (x)
         y = Pad <mode = "wrap"> (p, pads)
     }""", pads=np.zeros(8, np.int64))
     assert [op for op, _, _ in found] == ["AveragePool", "Pad"]
-    assert "dilations" in found[0][2] and "wrap" in found[1][2]
+    assert "BOGUS" in found[0][2] and "wrap" in found[1][2]
 
 
 def test_unknown_attribute_is_named() -> None:
@@ -77,11 +77,11 @@ def test_training_mode_batch_norm_and_dropout_are_refused() -> None:
         import_text(text("""
         g (float[N, 2] x) => (float[N, 2] y, float[N, 2] z, bool[N, 2] mask) {
             y, mean, var = BatchNormalization <training_mode = 1> (x, s, b, m, v)
-            z, mask = Dropout (x)
+            z, mask = Dropout (x, r, t)
         }""", opset=15), s=np.ones(2, np.float32), b=np.zeros(2, np.float32),
-            m=np.zeros(2, np.float32), v=np.ones(2, np.float32))
+            m=np.zeros(2, np.float32), v=np.ones(2, np.float32), r=np.array(0.5, np.float32), t=np.array(True))
     reasons = {op: reason for op, _, reason in info.value.unsupported}
-    assert "training_mode" in reasons["BatchNormalization"] and "mask" in reasons["Dropout"]
+    assert "training_mode" in reasons["BatchNormalization"] and "training_mode" in reasons["Dropout"]
 
 
 def test_reshape_to_a_run_time_shape_is_refused() -> None:
