@@ -8,8 +8,9 @@ steps over numbered slots, dropping every intermediate tensor right after its la
 NaN and Inf follow PyTorch, not ONNX Runtime:
 
 - ``max_pool`` and ``global_max_pool`` return NaN for every window that holds a NaN.
-  ONNX Runtime's MaxPool compares in order, so a NaN shows only when it is the last element
-  of its window (and its GlobalMaxPool only when it comes first); ``onnx.reference`` has yet
+  ONNX Runtime's MaxPool compares in order, so a NaN shows only in some window positions
+  (onnxruntime 1.32: only the second of a 2x2 window, the last of a GlobalMaxPool; pinned in
+  tests/backends/test_nan.py); ``onnx.reference`` has yet
   another order. Neither is a rule one can state, so fastcnn follows PyTorch, where the NaN
   always shows: a NaN that vanishes in a pooling layer hides a broken input.
 - ``relu`` and ``clip`` keep NaN as NaN (``relu(nan) = nan``), as ONNX Runtime does too.
