@@ -134,14 +134,83 @@ def test_onnxruntime_float16() -> None:
     assert relative_l2(logits, expected) < 1e-2
 
 
-@pytest.mark.parametrize("name", ["torch", "onnxruntime"])
-def test_warmup(name: str) -> None:
-    executor = create_executor(name, small_cnn(), "cpu", None)
-    executor.warmup()
+class _SessionSpy:
+    """An ONNX Runtime session that records each ``run`` call's feeds, then runs it."""
+
+    def __init__(self, session) -> None:
+        self._session, self.feeds = session, []
+
+    def run(self, output_names, feeds, *args, **kwargs):
+        self.feeds.append({name: np.array(value) for name, value in feeds.items()})
+        return self._session.run(output_names, feeds, *args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._session, name)
+
+
+def _spy_on_runs(executor) -> list[dict[str, np.ndarray]]:
+    """Feeds of every run the backend does from now on: the torch executor's ``run``, ONNX Runtime's session."""
+    if isinstance(executor, OrtExecutor):
+        executor.session = _SessionSpy(executor.session)
+        return executor.session.feeds
+    calls, run = [], executor.run
+
+    def spy(inputs):
+        calls.append({v.name: t.cpu().numpy() for v, t in zip(executor.graph.inputs, inputs, strict=True)})
+        return run(inputs)
+
+    executor.run = spy
+    return calls
+
+
+def _dynamic_hw() -> Graph:
     g = Graph("dynamic_hw")
     x = g.add_input("x", ("N", 3, "H", "W"), "float32")
     g.outputs = list(g.add_node("relu", [x]).outputs)
-    create_executor(name, g, "cpu", None).warmup()  # nothing it can run: returns quietly
+    return g
+
+
+@pytest.mark.parametrize("name", ["torch", "onnxruntime"])
+def test_warmup_runs_once_on_zeros_of_batch_1(name: str) -> None:
+    """The promise of both warmups: one run on zeros, batch 1, every other dim as declared."""
+    executor = create_executor(name, small_cnn(), "cpu", None)
+    runs = _spy_on_runs(executor)
+    executor.warmup()
+    assert len(runs) == 1
+    (feed_name, feed), = runs[0].items()
+    assert feed_name == "input" and feed.shape == (1, 3, 15, 15) and feed.dtype == np.float32
+    assert not feed.any()
+    logits, _ = executor.run([torch.from_numpy(_feeds()[0])])  # and the executor still answers right
+    assert relative_l2(logits, reference_outputs(small_cnn(), _feeds())[0]) < 1e-5
+
+
+@pytest.mark.parametrize("name", ["torch", "onnxruntime"])
+def test_warmup_without_a_runnable_shape_runs_nothing(name: str) -> None:
+    executor = create_executor(name, _dynamic_hw(), "cpu", None)
+    runs = _spy_on_runs(executor)
+    executor.warmup()  # H and W unknown: nothing it can run, so it returns quietly
+    assert runs == []
+
+
+def test_triton_warmup_prepares_every_bucket_before_any_infer() -> None:
+    """The Triton backend's promise: every batch bucket prepared (and run once) at warmup, so
+    no later infer of any batch up to ``max_batch`` prepares anything."""
+    g = Graph("conv_relu")
+    x = g.add_input("x", ("N", 3, 6, 6), "float32")
+    w = g.constant(np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32))
+    h = g.add_node("conv2d", [x, w], {"stride": (1, 1), "padding": (1, 1, 1, 1), "dilation": (1, 1), "groups": 1})
+    g.outputs = list(g.add_node("relu", h.outputs).outputs)
+    executor = create_executor("triton", g, "cpu", None, max_batch=3)
+    assert executor._buckets == {}
+    executor.warmup()
+    assert sorted(executor._buckets) == [1, 2, 3]
+    prepared = dict(executor._buckets)
+    executor._prepare = None  # any preparation from now on fails the test
+    for batch in (3, 1, 2):
+        inputs = [torch.randn(batch, 3, 6, 6, generator=torch.Generator().manual_seed(batch))]
+        expected = TorchExecutor(g, "cpu", None).run(inputs)[0]
+        assert relative_l2(executor.run(inputs)[0], expected) < 1e-5
+    assert executor._buckets == prepared
 
 
 def test_op_without_torch_implementation_is_refused_at_build() -> None:

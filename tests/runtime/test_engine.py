@@ -82,8 +82,14 @@ def test_non_contiguous_input_works(engine, model):
     assert relative_l2(engine.infer(channels_last), model(channels_last)) < 1e-5
 
 
-def test_warmup_runs(engine):
+def test_warmup_is_the_backends_warmup(engine, monkeypatch):
+    """Engine.warmup hands over to the backend's warmup, once (what that promises is pinned in
+    tests/backends/test_executor.py), and the engine infers as before afterwards."""
+    calls = []
+    warmup = engine._executor.warmup
+    monkeypatch.setattr(engine._executor, "warmup", lambda *a, **k: calls.append((a, k)) or warmup(*a, **k))
     engine.warmup()
+    assert calls == [((), {})]
     assert engine.infer(_batch()).shape == (2, 5)
 
 
