@@ -75,8 +75,8 @@ def test_a_huge_constant_of_shape_and_expand_are_refused() -> None:
 
 def test_the_budget_grows_with_the_weights_and_counts_every_fold() -> None:
     assert FoldBudget(0).per_tensor == TENSOR_FLOOR and FoldBudget(0).total == TOTAL_FLOOR
-    big = FoldBudget(100 << 20)
-    assert big.per_tensor == 400 << 20 and big.total == 1600 << 20
+    big = FoldBudget(1000 << 20)
+    assert big.per_tensor == 4000 << 20 and big.total == 16000 << 20
     node = helper.make_node("Tile", ["a", "b"], ["c"], name="tiles")
     budget = FoldBudget(0)
     for _ in range(TOTAL_FLOOR // TENSOR_FLOOR):
