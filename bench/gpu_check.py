@@ -7,9 +7,10 @@ cut off by its time limit keeps what it measured.
 1. ``correct``: per model, the Triton engine in float32 (exact, TF32 off), float16 and bfloat16
    against PyTorch eager in float32 on the same GPU and input; also torch's own error in the low
    precision dtype, the yardstick the ``gpu`` tests use.
-2. ``latency``: per model and batch size, in float16, PyTorch eager (NCHW and channels_last),
-   PyTorch eager captured in a CUDA graph, the fastcnn torch backend and the fastcnn Triton
-   backend, each timed with ``triton.testing.do_bench`` (median of CUDA-event timings after
+2. ``latency``: per model and batch size, in float16, the implementations of
+   :mod:`fastcnn.benchmark.implementations` named by ``--impls`` (by default PyTorch eager,
+   channels_last, eager captured in a CUDA graph, torch.compile, the fastcnn torch and Triton
+   backends), each timed with ``triton.testing.do_bench`` (median of CUDA-event timings after
    warm-up), in alternating rounds; the median over rounds is reported. ``fastcnn-triton`` is ``engine.infer`` whole:
    the copy in, the CUDA graph's replay and the output's copy out.
 
@@ -31,6 +32,7 @@ import torch
 
 import fastcnn
 from fastcnn.backends.triton_backend import planned_launches
+from fastcnn.benchmark.implementations import Absent, Case, build_runner
 from fastcnn.runtime.plan import make_plan
 from fastcnn.zoo import ONE_PER_FAMILY
 
@@ -38,6 +40,9 @@ LATENCY_MODELS = ("resnet50", "googlenet", "densenet121", "squeezenet1_1", "vgg1
                   "se_resnet50", "resnet18", "alexnet", "bn_inception", "inception_v4",
                   "inception_resnet_v2", "preact_resnet50", "nin", "zfnet", "lenet5")
 ROUNDS = 3
+COMPILE_RESERVE_S = 120  # torch.compile's first call per shape (max-autotune takes longer: give it its own run)
+IMPLS = ("pytorch-eager", "pytorch-eager-channels-last", "pytorch-cudagraph", "torch-compile", "fastcnn-torch",
+         "fastcnn-triton")
 # ONE_PER_FAMILY, the most used first; batch 8 so that the float16 kernels compiled here serve step 2.
 _FIRST = ("resnet50", "googlenet", "densenet121", "squeezenet1_1", "se_resnet50", "inception_v3", "vgg16", "alexnet")
 CORRECT_MODELS = (*_FIRST, *(m for m in ONE_PER_FAMILY if m not in _FIRST))
@@ -113,69 +118,35 @@ def check_correct(session: Session, name: str, batch: int = 8) -> None:
         session.write(record)
 
 
-def fastcnn_runner(name: str, model: torch.nn.Module, backend: str, dtype: torch.dtype):
-    engine = fastcnn.Engine(source_graph(model, name), backend=backend, device=DEVICE, dtype=dtype)
-    model.to(DEVICE)
-    return engine.infer
-
-
-def eager_runner(model: torch.nn.Module, channels_last: bool) -> Callable[[torch.Tensor], torch.Tensor]:
-    format = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=format)
-
-    def run(batch: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return model(batch.contiguous(memory_format=format))
-    return run
-
-
-def cuda_graph_runner(model: torch.nn.Module, batch: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Eager channels_last captured in a CUDA graph at ``batch``'s shape: the same copy in,
-    replay, copy out that fastcnn's Triton engine does, so batch 1's launch gaps are no longer
-    what separates the two."""
-    model = model.to(memory_format=torch.channels_last)
-    static = batch.clone().contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(2):
-                model(static)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            out = model(static)
-
-    def run(x: torch.Tensor) -> torch.Tensor:
-        static.copy_(x)
-        graph.replay()
-        return out.clone()
-    return run
-
-
-def time_latency(session: Session, name: str, batches: list[int], dtype: torch.dtype = torch.float16) -> None:
-    """Every implementation at every batch size, alternating, with do_bench's median."""
-    model = torch_model(name).to(dtype)
-    runners = {"pytorch-eager": eager_runner(model, False)}
-    runners["pytorch-eager-channels-last"] = eager_runner(torch_model(name).to(dtype), True)
-    for backend in ("torch", "triton"):
+def time_latency(session: Session, name: str, batches: list[int], impls: list[str],
+                 dtype: torch.dtype = torch.float16) -> None:
+    """Every implementation at every batch size, alternating, with do_bench's median; errors
+    against float32 eager. torch.compile compiles at its first call per shape, and is skipped
+    when less than COMPILE_RESERVE_S of the budget is left."""
+    module = fastcnn.create_model(name, seed=0).eval()
+    one = (1, *fastcnn.model_info(name).input_size)
+    reference_run = build_runner("pytorch-eager", module, Case(name, DEVICE, torch.float32, one))
+    runners = {}
+    for impl in impls:
         try:
-            runners[f"fastcnn-{backend}"] = fastcnn_runner(name, torch_model(name), backend, dtype)
-        except Exception as exc:
-            session.write({"step": "latency", "model": name, "impl": f"fastcnn-{backend}",
-                           "failure": f"{type(exc).__name__}: {exc}"[:2000]})
+            runners[impl] = build_runner(impl, module, Case(name, DEVICE, dtype, one))
+        except Absent as exc:
+            session.write({"step": "latency", "model": name, "impl": impl, "absent": str(exc)})
+        except Exception as exc:  # one implementation's failure must not end the session
+            session.write({"step": "latency", "model": name, "impl": impl,
+                           "failure": f"{type(exc).__name__}: {exc}"[:2000], "traceback": traceback.format_exc()[-3000:]})
     for batch in batches:
         if session.left() < 20:
             return
         x = batch_of(name, batch, dtype)
-        runners.pop("pytorch-cudagraph", None)
-        if DEVICE == "cuda":
-            runners["pytorch-cudagraph"] = cuda_graph_runner(torch_model(name).to(dtype), x)
         times: dict[str, list[float]] = {impl: [] for impl in runners}
         errors: dict[str, float] = {}
-        with torch.inference_mode():
-            reference = runners["pytorch-eager"](x)
+        reference = reference_run(x.float())
         for impl, run in list(runners.items()):
+            if impl.startswith("torch-compile") and session.left() < COMPILE_RESERVE_S:
+                session.write({"step": "latency", "model": name, "impl": impl, "batch": batch, "skipped": "budget"})
+                del runners[impl]
+                continue
             try:
                 start = time.perf_counter()
                 errors[impl] = relative_l2(run(x), reference)
@@ -193,10 +164,10 @@ def time_latency(session: Session, name: str, batches: list[int], dtype: torch.d
                   "median_ms": {impl: statistics.median(times[impl]) for impl in runners},
                   "rounds_ms": {impl: times[impl] for impl in runners},
                   "first_call_s": {impl: round(times[impl + ":first_s"][0], 2) for impl in runners},
-                  "error_vs_eager": errors}
+                  "error_vs_float32_eager": errors}
         try:
-            graph = fastcnn.Engine(source_graph(torch_model(name), name), backend="triton", device=DEVICE,
-                                   dtype=dtype).graph
+            example = torch.zeros(one)
+            graph = fastcnn.load(module, device="cpu", backend="torch", pipeline="triton", example_input=example).graph
             record["triton_launches"] = len(planned_launches(graph, batch, dtype))
             totals = make_plan(graph, batch).totals
             record["flops"], record["min_bytes"] = totals.flops, totals.bytes_moved
@@ -244,6 +215,7 @@ def main() -> int:
     parser.add_argument("--models", default="", help="latency models, comma-separated")
     parser.add_argument("--correct-models", default=",".join(CORRECT_MODELS))
     parser.add_argument("--batches", default="1,8,64")
+    parser.add_argument("--impls", default=",".join(IMPLS), help="implementations (fastcnn.benchmark), comma-separated")
     args = parser.parse_args()
     if DEVICE == "cuda" and not torch.cuda.is_available():
         print("gpu_check: no CUDA device; nothing to do")
@@ -265,7 +237,7 @@ def main() -> int:
             session.write({"step": "latency", "skipped": name, "why": "budget spent"})
             continue
         try:
-            time_latency(session, name, batches)
+            time_latency(session, name, batches, args.impls.split(","))
         except Exception as exc:
             session.write({"step": "latency", "model": name, "failure": f"{type(exc).__name__}: {exc}"[:2000],
                            "traceback": traceback.format_exc()[-3000:]})
