@@ -133,8 +133,8 @@ def time_latency(session: Session, name: str, batches: list[int], impls: list[st
         except Absent as exc:
             session.write({"step": "latency", "model": name, "impl": impl, "absent": str(exc)})
         except Exception as exc:  # one implementation's failure must not end the session
-            session.write({"step": "latency", "model": name, "impl": impl,
-                           "failure": f"{type(exc).__name__}: {exc}"[:2000], "traceback": traceback.format_exc()[-3000:]})
+            session.write({"step": "latency", "model": name, "impl": impl, "failure": f"{type(exc).__name__}: {exc}"[:2000],
+                           "traceback": traceback.format_exc()[-3000:]})
     for batch in batches:
         if session.left() < 20:
             return
@@ -159,7 +159,7 @@ def time_latency(session: Session, name: str, batches: list[int], impls: list[st
                 del runners[impl]
         for _ in range(ROUNDS):
             for impl, run in runners.items():
-                times[impl].append(median_ms(lambda: run(x)))
+                times[impl].append(median_ms(lambda run=run, x=x: run(x)))
         record = {"step": "latency", "model": name, "batch": batch, "dtype": str(dtype).removeprefix("torch."),
                   "median_ms": {impl: statistics.median(times[impl]) for impl in runners},
                   "rounds_ms": {impl: times[impl] for impl in runners},
