@@ -133,7 +133,8 @@ def time_latency(session: Session, name: str, batches: list[int], impls: list[st
         except Absent as exc:
             session.write({"step": "latency", "model": name, "impl": impl, "absent": str(exc)})
         except Exception as exc:  # one implementation's failure must not end the session
-            session.write({"step": "latency", "model": name, "impl": impl, "failure": f"{type(exc).__name__}: {exc}"[:2000],
+            session.write({"step": "latency", "model": name, "impl": impl,
+                           "failure": f"{type(exc).__name__}: {exc}"[:2000],
                            "traceback": traceback.format_exc()[-3000:]})
     for batch in batches:
         if session.left() < 20:
