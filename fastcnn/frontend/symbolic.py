@@ -7,9 +7,10 @@ such chains on small int64 vectors stored as NumPy *object* arrays whose entries
 ints or :class:`Sym` (a size known only at run time). A ``Reshape`` whose target holds the
 batch symbol at the batch's own position then becomes ``0`` (copy that dim) in the IR.
 
-Arithmetic on a :class:`Sym` builds a new symbol (``N*4``, spelled like the IR's products),
-so it never pretends to know a number; anything that would need the value (a comparison,
-``int()``, truth) raises :class:`SymbolicValueError` and the fold is abandoned.
+Arithmetic on a :class:`Sym` is the IR's own algebra (:mod:`fastcnn.ir.dims`): it builds a
+new symbol in the IR's spelling (``N*4``, ``(H+1)//2``), so it never pretends to know a number;
+anything that would need the value (a comparison, ``int()``, truth) raises
+:class:`SymbolicValueError` and the fold is abandoned.
 
 Names stay bounded: adding a size to itself K times would otherwise spell a name 2^K
 characters long. A name past :data:`MAX_SYMBOL_CHARS` raises :class:`SymbolTooLarge`, which
@@ -20,18 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastcnn.ir import Shape
+from fastcnn.ir import Shape, dims
+from fastcnn.ir.dims import SymbolicValueError, SymbolTooLarge  # noqa: F401 - the folds catch them from here
 
-
-class SymbolicValueError(ValueError):
-    """A computation that needs the run-time value of a symbolic size."""
-
-
-MAX_SYMBOL_CHARS = 200
-
-
-class SymbolTooLarge(SymbolicValueError):
-    """A symbolic size expression longer than :data:`MAX_SYMBOL_CHARS`."""
+MAX_SYMBOL_CHARS = dims.MAX_DIM_CHARS
 
 
 class Sym:
@@ -43,12 +36,11 @@ class Sym:
         self.name = name
 
     @staticmethod
-    def derived(name: str) -> "Sym":
-        """The symbol an arithmetic op makes, refused past :data:`MAX_SYMBOL_CHARS`."""
-        if len(name) > MAX_SYMBOL_CHARS:
-            raise SymbolTooLarge(f"the expression {name[:60]}... has {len(name)} characters "
-                                 f"(fastcnn keeps at most {MAX_SYMBOL_CHARS})")
-        return Sym(name)
+    def derived(expr: "dims.Expr") -> "Sym | int":
+        """The value an arithmetic op makes: an int when the symbols cancel, else a symbol
+        (refused past :data:`MAX_SYMBOL_CHARS`)."""
+        dim = dims.to_dim(expr)
+        return dim if isinstance(dim, int) else Sym(dim)
 
     def __repr__(self) -> str:
         return self.name
@@ -72,27 +64,29 @@ class Sym:
 
     # -- arithmetic builds new symbols --------------------------------------------------
     def __mul__(self, other: object) -> "Sym | int":
-        if _is_int(other) and other == 1:
-            return self
-        if _is_int(other) and other == 0:
-            return 0
-        return Sym.derived(f"{self.name}*{_name(other)}")
+        return Sym.derived(dims.parse(self.name) * _expr(other))
 
     __rmul__ = __mul__
 
-    def __add__(self, other: object) -> "Sym":
-        return self if _is_int(other) and other == 0 else Sym.derived(f"({self.name}+{_name(other)})")
+    def __add__(self, other: object) -> "Sym | int":
+        return Sym.derived(dims.parse(self.name) + _expr(other))
 
     __radd__ = __add__
 
-    def __sub__(self, other: object) -> "Sym":
-        return self if _is_int(other) and other == 0 else Sym.derived(f"({self.name}-{_name(other)})")
+    def __sub__(self, other: object) -> "Sym | int":
+        return Sym.derived(dims.parse(self.name) - _expr(other))
 
-    def __rsub__(self, other: object) -> "Sym":
-        return Sym.derived(f"({_name(other)}-{self.name})")
+    def __rsub__(self, other: object) -> "Sym | int":
+        return Sym.derived(_expr(other) - dims.parse(self.name))
 
-    def __floordiv__(self, other: object) -> "Sym":
-        return self if _is_int(other) and other == 1 else Sym.derived(f"{self.name}/{_name(other)}")
+    def __floordiv__(self, other: object) -> "Sym | int":
+        """Floor division by a positive int, or an exact division by a symbol (``N*4 / N``)."""
+        if _is_int(other):
+            return Sym.derived(dims.parse(self.name).floordiv(int(other)))
+        quotient = dims.parse(self.name).divide_exact(_expr(other))
+        if quotient is None:
+            raise SymbolicValueError(f"{self.name} / {_name(other)} is not an exact division")
+        return Sym.derived(quotient)
 
     __truediv__ = __floordiv__
 
@@ -101,8 +95,16 @@ def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+def _expr(value: object) -> "dims.Expr":
+    if isinstance(value, Sym):
+        return dims.parse(value.name)
+    if _is_int(value):
+        return dims.Expr.const(int(value))  # type: ignore[arg-type]
+    raise SymbolicValueError(f"cannot compute a size with {value!r}")
+
+
 def _name(value: object) -> str:
-    return value.name if isinstance(value, Sym) else str(int(value))  # type: ignore[arg-type]
+    return value.name if isinstance(value, Sym) else str(value)
 
 
 def is_symbolic(array: np.ndarray) -> bool:

@@ -3,8 +3,9 @@
 This module imports nothing of fastcnn, so every other IR module (and anything else) can
 depend on it without a cycle. It depends on NumPy only: constants are ``np.ndarray``.
 
-Shapes are tuples whose entries are ints or a symbol (a ``str``) for a dynamic size, in
-practice ``"N"``, the batch, or a product such as ``"N*400"`` after a flatten.
+Shapes are tuples whose entries are ints or a symbol (a ``str``) for a dynamic size: ``"N"``,
+the batch, a graph input's own ``"H"``, or an expression over them such as ``"N*400"`` after a
+flatten or ``"(H+1)//2"`` after a stride-2 convolution (:mod:`fastcnn.ir.dims` computes them).
 
 Shapes are always logical NCHW. Where a tensor really lives is an annotation a pass sets
 and a backend reads: :class:`Storage` (a channel slice of a larger buffer, for concats that
@@ -98,18 +99,3 @@ def read_only(array: Any) -> np.ndarray:
     view = np.asarray(array).view()
     view.setflags(write=False)
     return view
-
-
-def product_dim(dim: Dim, sizes: dict[str, int]) -> int:
-    """The value of ``dim`` once its symbols are bound: ``"N*400"`` with N=8 is 3200."""
-    if isinstance(dim, int):
-        return dim
-    total = 1
-    for part in dim.split("*"):
-        if part.isdigit():
-            total *= int(part)
-        elif part in sizes:
-            total *= sizes[part]
-        else:
-            raise KeyError(part)
-    return total

@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from fastcnn.ir.core import Node, Value, product_dim
+from fastcnn.ir.core import Node, Value
+from fastcnn.ir.dims import evaluate
 from fastcnn.ir.storage import concat_is_view
 
 VIEW_OPS = frozenset({"reshape", "flatten", "identity", "dropout"})
@@ -41,7 +42,7 @@ def accumulated(node: Node) -> list[Value]:
 def numel(value: Value, sizes: dict[str, int] | None = None) -> int:
     """Elements of ``value``; symbolic dims take their size from ``sizes`` (e.g. ``{"N": 1}``)."""
     try:
-        return math.prod(product_dim(d, sizes or {}) for d in value.shape)
+        return math.prod(evaluate(d, sizes or {}) for d in value.shape)
     except KeyError:
         raise ValueError(f"%{value.name} has a symbolic shape {value.shape}; specialize the graph "
                          "first or give the symbols' sizes") from None

@@ -17,7 +17,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from fastcnn.ir.core import Node, Shape, Value, product_dim, read_only
+from fastcnn.ir.core import Node, Shape, Value, read_only
+from fastcnn.ir.dims import evaluate
 from fastcnn.ir.op_table import infer, with_defaults
 from fastcnn.ir.printer import dump
 from fastcnn.ir.schema import IRError
@@ -257,7 +258,7 @@ class Graph:
         copy = self.clone()
         for value in copy.inputs:
             try:
-                value.shape = tuple(product_dim(d, sizes) for d in value.shape)
+                value.shape = tuple(evaluate(d, sizes) for d in value.shape)
             except KeyError as exc:
                 raise IRError(f"specialize: input %{value.name} has dim {exc.args[0]!r}; give its size, "
                               f"e.g. specialize({exc.args[0]}=1)") from None

@@ -39,4 +39,20 @@ def infer(node: Node) -> list[Spec]:
     extra = set(node.attrs) - set(schema.attrs)
     if extra:
         raise IRError(f"{node.name}: {node.op} has unknown attributes {sorted(extra)}")
-    return schema.infer(node)
+    specs = schema.infer(node)
+    for shape, _ in specs:
+        _check_size(node, shape)
+    return specs
+
+
+INT64_MAX = 2**63 - 1
+
+
+def _check_size(node: Node, shape: tuple) -> None:
+    """Refuse an output whose known dims, or their product, overflow int64 (what every runtime indexes with)."""
+    known = 1
+    for d in shape:
+        if isinstance(d, int):
+            known *= d
+    if known > INT64_MAX:
+        raise IRError(f"{node.name}: output shape {tuple(shape)} has more than 2**63 elements")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+from fastcnn.ir import dims
 from fastcnn.ir.core import Dim, Node, Shape
 from fastcnn.ir.schema import Attr, IRError, Spec, schema_table
 
@@ -31,7 +32,7 @@ def broadcast(a: Shape, b: Shape, where: str = "") -> Shape:
     out: list[Dim] = []
     for da, db in zip(reversed((1,) * (len(b) - len(a)) + tuple(a)),
                       reversed((1,) * (len(a) - len(b)) + tuple(b))):
-        if da == db or db == 1:
+        if da == db or db == 1 or dims.canonical(da) == dims.canonical(db):
             out.append(da)
         elif da == 1:
             out.append(db)
@@ -48,10 +49,22 @@ def window_out(size: Dim, kernel: int, stride: int, pad_begin: int, pad_end: int
 
     With ``ceil_mode`` the last window must start inside the input or its left padding,
     as in PyTorch and ONNX (opset 19 clarified it), else it is dropped.
+
+    A symbolic ``size`` gives an expression (``(H+1)//2`` for a stride-2 3x3 window padded
+    by 1); it is checked once the size is known (at ``infer``, by the engine).
     """
-    if isinstance(size, str):
-        return size
     span = dilation * (kernel - 1) + 1
+    if isinstance(size, str):
+        room = dims.parse(size) + dims.Expr.const(pad_begin + pad_end - span)
+        if not ceil_mode:
+            return dims.to_dim(room.floordiv(stride) + dims.Expr.const(1))
+        # Ceil mode: ceil(room / stride) + 1 windows, less the last when it starts at or past
+        # size + pad_begin; pools keep pad_end < span, so that is min(ceil(room / stride),
+        # floor((size + pad_begin - 1) / stride)) + 1, and which one is smaller is known.
+        if pad_end - span + stride <= 0:
+            return dims.to_dim(room.ceildiv(stride) + dims.Expr.const(1))
+        starts = dims.parse(size) + dims.Expr.const(pad_begin - 1)
+        return dims.to_dim(starts.floordiv(stride) + dims.Expr.const(1))
     room = size + pad_begin + pad_end - span
     if room < 0:
         raise ValueError(f"window {span} is larger than the padded input {size + pad_begin + pad_end}")
@@ -75,6 +88,11 @@ def _spatial(node: Node, channels: Dim, ceil_mode: bool = False) -> list[Spec]:
     except ValueError as exc:
         raise IRError(f"{node.name}: {exc}") from None
     return [((x.shape[0], channels, h, w), x.dtype)]
+
+
+def _same_dim(a: Dim, b: Dim) -> bool:
+    """Whether two dims are the same size as written (``"2*N"`` and ``"N*2"`` are)."""
+    return a == b or (isinstance(a, str) and isinstance(b, str) and dims.canonical(a) == dims.canonical(b))
 
 
 def _same(node: Node) -> list[Spec]:
@@ -212,12 +230,9 @@ def _concat(node: Node) -> list[Spec]:
     total: Dim = 0
     for value in node.inputs:
         if len(value.shape) != len(first) or any(
-                d1 != d2 and i != axis for i, (d1, d2) in enumerate(zip(value.shape, first))):
+                i != axis and not _same_dim(d1, d2) for i, (d1, d2) in enumerate(zip(value.shape, first))):
             raise IRError(f"{node.name}: concat inputs {first} and {value.shape} differ off axis {axis}")
-        d = value.shape[axis]
-        if not (isinstance(total, int) and isinstance(d, int)):
-            raise IRError(f"{node.name}: concat along a symbolic dim ({d}) is not supported")
-        total += d
+        total = dims.add(total, value.shape[axis])
     return [((*first[:axis], total, *first[axis + 1:]), _x(node).dtype)]
 
 
@@ -228,32 +243,9 @@ def _flatten(node: Node) -> list[Spec]:
     return [((_product(x.shape[:axis]), _product(x.shape[axis:])), x.dtype)]
 
 
-def _factors(dim: Dim) -> tuple[int, list[str]]:
-    """A dim as (integer coefficient, symbols): ``"N*512"`` -> (512, ["N"])."""
-    if isinstance(dim, int):
-        return dim, []
-    coeff, symbols = 1, []
-    for part in dim.split("*"):
-        if part.isdigit():
-            coeff *= int(part)
-        else:
-            symbols.append(part)
-    return coeff, symbols
-
-
-def _compose(coeff: int, symbols: list[str]) -> Dim:
-    if not symbols or coeff == 0:
-        return coeff
-    return "*".join(sorted(symbols) + ([str(coeff)] if coeff != 1 else []))
-
-
-def _product(dims: Shape) -> Dim:
+def _product(dims_: Shape) -> Dim:
     """The product of dims, symbolic where any dim is: ("N", 16, 5, 5) -> "N*400"."""
-    coeff, symbols = 1, []
-    for d in dims:
-        c, s = _factors(d)
-        coeff, symbols = coeff * c, symbols + s
-    return _compose(coeff, symbols)
+    return dims.product(tuple(dims_))
 
 
 @op("reshape", inputs=(1, 1), shape=INTS)
@@ -275,16 +267,10 @@ def _reshape(node: Node) -> list[Spec]:
 
 def _divide(total: Dim, known: Dim, node: Node) -> Dim:
     """``total / known`` for symbolic products, e.g. "N*400" / 16 -> "N*25"; exact or refused."""
-    (tc, ts), (kc, ks) = _factors(total), _factors(known)
-    rest = list(ts)
-    for symbol in ks:
-        if symbol not in rest:
-            break
-        rest.remove(symbol)
-    else:
-        if kc and tc % kc == 0:
-            return _compose(tc // kc, rest)
-    raise IRError(f"{node.name}: cannot infer the -1 of reshape from {total} / {known}")
+    quotient = dims.divide_exact(total, known) if known != 0 else None
+    if quotient is None:
+        raise IRError(f"{node.name}: cannot infer the -1 of reshape from {total} / {known}")
+    return quotient
 
 
 @op("transpose", inputs=(1, 1), perm=INTS)
@@ -308,9 +294,15 @@ def _pad(node: Node) -> list[Spec]:
         raise IRError(f"{node.name}: pad needs {2 * rank} pads for rank {rank}, got {len(pads)}")
     if node.attrs["mode"] not in ("constant", "reflect", "edge"):
         raise IRError(f"{node.name}: pad mode {node.attrs['mode']!r} is not supported")
-    shape = tuple(d if isinstance(d, str) else d + pads[i] + pads[i + rank] for i, d in enumerate(x.shape))
-    if any(isinstance(d, int) and d < 0 for d in shape):
-        raise IRError(f"{node.name}: pads {pads} crop {x.shape} below zero")
+    shape = tuple(dims.add(d, pads[i], pads[i + rank]) for i, d in enumerate(x.shape))
+    if any(isinstance(d, int) and d < 1 for d in shape):
+        raise IRError(f"{node.name}: pads {pads} crop {x.shape} to nothing (a dim at or below zero)")
+    if node.attrs["mode"] == "reflect":
+        for i, d in enumerate(x.shape):
+            widest = max(pads[i], pads[i + rank])
+            if isinstance(d, int) and widest >= d:
+                raise IRError(f"{node.name}: reflect pads {pads} must be smaller than the dims of {x.shape} "
+                              f"(axis {i} has {d})")
     return [(shape, x.dtype)]
 
 
@@ -386,10 +378,8 @@ def _conv_transpose2d(node: Node) -> list[Spec]:
     for size, k, s, d, extra, begin, end in zip(x.shape[2:], w.shape[2:], node.attrs["stride"],
                                                  node.attrs["dilation"], node.attrs["output_padding"],
                                                  (top, left), (bottom, right)):
-        if isinstance(size, str):
-            raise IRError(f"{node.name}: conv_transpose2d needs static spatial sizes, got {x.shape}")
-        out = (size - 1) * s + d * (k - 1) + 1 + extra - begin - end
-        if out < 1:
+        out = dims.add(dims.mul(dims.sub(size, 1), s), d * (k - 1) + 1 + extra - begin - end)
+        if isinstance(out, int) and out < 1:
             raise IRError(f"{node.name}: conv_transpose2d output size {out} is empty")
         sizes.append(out)
     return [((x.shape[0], channels, *sizes), x.dtype)]

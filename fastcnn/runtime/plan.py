@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fastcnn.errors import InputError
-from fastcnn.ir import Graph, Node, Value
+from fastcnn.ir import Graph, Node, Value, dims
 from fastcnn.ir.cost import is_view, node_bytes, node_flops
 from fastcnn.ir.fused_ops import CONV_RESIDUAL, CONV_SCALE, POOL_SCALE, operand
 from fastcnn.runtime.memory import ACCUMULATOR_ITEMSIZE, MemoryPlan, WorkspaceHook, no_workspace, plan_memory
@@ -145,7 +145,7 @@ def specialize_batch(graph: Graph, batch: int) -> Graph:
     symbols: set[str] = set()
     for value in graph.inputs:
         for dim in value.shape:
-            parts = {p for p in str(dim).split("*") if not p.isdigit()} if isinstance(dim, str) else set()
+            parts = set(dims.symbols(dim))
             others = sorted(p for p in parts if p.lower() not in BATCH_SYMBOLS)
             if others:
                 raise InputError(f"cannot plan {graph.name!r}: input %{value.name} has shape {value.shape}, "

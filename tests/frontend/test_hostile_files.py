@@ -151,8 +151,9 @@ def test_folded_constant_arithmetic_matches_onnxruntime() -> None:
 
 
 # -- budgets: symbolic names --------------------------------------------------------------
-def test_a_batch_added_to_itself_many_times_is_refused_quickly() -> None:
-    """Each Add doubled the symbol's name: 2^K characters, then a raw MemoryError."""
+def test_a_batch_added_to_itself_many_times_folds_and_the_wrong_reshape_is_refused() -> None:
+    """Each Add once doubled the symbol's name (2^K characters, then a raw MemoryError); the IR's
+    algebra writes N*2^40, and a reshape of N x 3 to (N*2^40) x 3 is refused, not run as -1."""
     lines = ["s = Shape <end = 1> (x)"] + [f"s{i + 1} = Add ({'s' if i == 0 else f's{i}'}, "
                                            f"{'s' if i == 0 else f's{i}'})" for i in range(40)]
     body = "\n        ".join(lines)
@@ -162,8 +163,23 @@ def test_a_batch_added_to_itself_many_times_is_refused_quickly() -> None:
         rest = Constant <value = int64[1] {{3}}> ()
         target = Concat <axis = 0> (s40, rest)
         y = Reshape (x, target)
+    }}""")), UnsupportedModelError, "changes the number of elements")
+    assert error.unsupported[0][0] == "Reshape" and "N*1099511627776" in str(error)
+
+
+def test_a_batch_multiplied_by_itself_many_times_is_refused_quickly() -> None:
+    """Each Mul doubles the symbol's degree (N^(2^K)): the written size grows past its bound."""
+    lines = ["s = Shape <end = 1> (x)"] + [f"s{i + 1} = Mul ({'s' if i == 0 else f's{i}'}, "
+                                           f"{'s' if i == 0 else f's{i}'})" for i in range(40)]
+    body = "\n        ".join(lines)
+    error = timed_refusal(parse(text(f"""
+    g (float[N, 3] x) => (float[M, 3] y) {{
+        {body}
+        rest = Constant <value = int64[1] {{3}}> ()
+        target = Concat <axis = 0> (s40, rest)
+        y = Reshape (x, target)
     }}""")), UnsupportedModelError, "too large")
-    assert error.unsupported[0][0] == "Add"
+    assert error.unsupported[0][0] == "Mul"
     assert len(str(error)) < 2000
 
 

@@ -5,7 +5,7 @@ import math
 from typing import Sequence
 
 from fastcnn.frontend.context import ImportContext, Unsupported
-from fastcnn.ir import Dim, Shape, Value
+from fastcnn.ir import Dim, Shape, Value, dims
 
 
 def normalize_axis(axis: int, rank: int, what: str = "axis") -> int:
@@ -15,13 +15,16 @@ def normalize_axis(axis: int, rank: int, what: str = "axis") -> int:
     return axis % rank
 
 
-def reshape_target(in_shape: Shape, out_shape: Sequence[Dim]) -> tuple[int, ...]:
+def reshape_target(in_shape: Shape, out_shape: Sequence[Dim], check_size: bool = True) -> tuple[int, ...]:
     """The IR ``reshape`` target taking ``in_shape`` to ``out_shape``.
 
     Static dims are written out; a symbolic dim at the same position as the same symbol in
     the input becomes ``0`` (copy, how the batch travels); at most one other symbolic dim
-    becomes ``-1``.
+    becomes ``-1``. With ``check_size``, ``out_shape`` must hold as many elements as
+    ``in_shape`` as far as the symbolic algebra can tell (``-1`` would hide a wrong target).
     """
+    if check_size:
+        _check_same_size(in_shape, out_shape)
     target: list[int] = []
     for i, d in enumerate(out_shape):
         if isinstance(d, int):
@@ -36,6 +39,19 @@ def reshape_target(in_shape: Shape, out_shape: Sequence[Dim]) -> tuple[int, ...]
         raise Unsupported(f"reshape of {tuple(in_shape)} to {tuple(out_shape)} has more than one "
                           "size known only at run time")
     return solve_wildcard(in_shape, tuple(target))
+
+
+def _check_same_size(in_shape: Shape, out_shape: Sequence[Dim]) -> None:
+    total, wanted = dims.product(tuple(in_shape)), dims.product(tuple(out_shape))
+    if isinstance(total, int) and isinstance(wanted, int) or dims.canonical(total) == dims.canonical(wanted):
+        return  # static sizes: the IR's reshape checks them
+    ratio = dims.divide_exact(total, wanted) if wanted != 0 else None
+    ratio_back = dims.divide_exact(wanted, total) if total != 0 else None
+    if isinstance(ratio, int) or isinstance(ratio_back, int):
+        raise Unsupported(f"reshape of {tuple(in_shape)} ({total} elements) to {tuple(out_shape)} ({wanted} "
+                          "elements) changes the number of elements")
+    raise Unsupported(f"reshape of {tuple(in_shape)} to {tuple(out_shape)}: fastcnn cannot show that both "
+                      f"hold as many elements ({total} and {wanted})")
 
 
 def solve_wildcard(in_shape: Shape, target: tuple[int, ...]) -> tuple[int, ...]:

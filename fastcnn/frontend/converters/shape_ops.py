@@ -57,7 +57,7 @@ def _target_with_wildcard(in_shape: tuple, out: list[Dim]) -> tuple[int, ...]:
     if out.count(-1) > 1:
         raise Unsupported(f"reshape target {out} has more than one -1")
     where = out.index(-1)
-    rest = reshape_target(in_shape, [1 if i == where else d for i, d in enumerate(out)])
+    rest = reshape_target(in_shape, [1 if i == where else d for i, d in enumerate(out)], check_size=False)
     if -1 in rest:
         raise Unsupported(f"reshape of {in_shape} to {out} has more than one size known only at run time")
     return solve_wildcard(in_shape, tuple(-1 if i == where else d for i, d in enumerate(rest)))
