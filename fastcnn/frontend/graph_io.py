@@ -6,16 +6,18 @@ constant of the IR, and not an input of the engine.
 """
 from __future__ import annotations
 
+import keyword
+import re
 from typing import Any, Iterable
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from fastcnn.errors import InputError
+from fastcnn.errors import InputError, InvalidModelError
 from fastcnn.frontend.context import Blocked, Folded, ImportContext, Unsupported
 from fastcnn.frontend.converters.constants import numeric_array
-from fastcnn.ir import Dim, Value
+from fastcnn.ir import Dim, Graph, IRError, Node, Value
 
 BATCH = "N"
 _FLOAT_INPUTS = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE}
@@ -78,7 +80,7 @@ def bind_inputs(ctx: ImportContext, graph: onnx.GraphProto,
         if sparse.values.name in ctx.used:
             problems.append(("initializer", sparse.values.name, "sparse initializers are not supported"))
             ctx.env[sparse.values.name] = Blocked(onnx.NodeProto(name=sparse.values.name, op_type="initializer"))
-    batch_params = {_first_dim_param(vi) for vi in graph.input} - {None}
+    symbols = InputSymbols([vi for vi in graph.input if vi.name not in weights and vi.name not in known])
     for vi in graph.input:
         if vi.name in weights:
             continue
@@ -86,7 +88,7 @@ def bind_inputs(ctx: ImportContext, graph: onnx.GraphProto,
             ctx.env[vi.name] = Folded(_as_declared(vi, known[vi.name]), vi.name)
             continue
         try:
-            ctx.env[vi.name] = _graph_input(ctx, vi, batch_params)
+            ctx.env[vi.name] = _graph_input(ctx, vi, symbols)
         except Unsupported as exc:
             if vi.name in ctx.used:
                 problems.append(("input", vi.name, str(exc)))
@@ -103,26 +105,57 @@ def _as_declared(vi: onnx.ValueInfoProto, value: np.ndarray) -> np.ndarray:
         raise InputError(f"known input {vi.name!r}: {exc}") from None
 
 
-def _first_dim_param(vi: onnx.ValueInfoProto) -> str | None:
-    dims = vi.type.tensor_type.shape.dim
-    return dims[0].dim_param if dims and dims[0].dim_param else None
+class InputSymbols:
+    """The IR symbol of each dynamic dim of the graph inputs.
+
+    The batch is ``N``: a leading dim with no name, or with the name the first named leading
+    dim has. Every other ``dim_param`` keeps its name (the same name is the same size, on any
+    input), made an identifier where it is not one; and every other unnamed dim gets a symbol of
+    its own, ``H`` and ``W`` for a 4-D input's spatial axes (``H_2``... when taken), ``D<axis>``
+    elsewhere, so that ``(N, 3, ?, ?)`` takes a 4x8 image.
+    """
+
+    def __init__(self, inputs: list[onnx.ValueInfoProto]) -> None:
+        params = [[d.dim_param if not d.HasField("dim_value") or d.dim_value <= 0 else None
+                   for d in vi.type.tensor_type.shape.dim] for vi in inputs if vi.type.HasField("tensor_type")]
+        self.batch = next((p[0] for p in params if p and p[0]), None)
+        self.taken = {BATCH} | {p for dims in params for p in dims if p}
+        self.named: dict[str, str] = {}
+
+    def symbol(self, axis: int, rank: int, param: str) -> str:
+        if param and param == self.batch or not param and axis == 0:
+            return BATCH
+        if param:
+            if param not in self.named:
+                self.named[param] = param if param.isidentifier() and not keyword.iskeyword(param) \
+                    and param != BATCH else self._fresh(re.sub(r"\W", "_", param).lstrip("_") or "D")
+            return self.named[param]
+        return self._fresh(("H", "W")[axis - 2] if rank == 4 and axis >= 2 else f"D{axis}")
+
+    def _fresh(self, base: str) -> str:
+        base = base if base.isidentifier() and not keyword.iskeyword(base) else f"D_{base}"
+        name, k = base, 1
+        while name in self.taken:
+            k += 1
+            name = f"{base}_{k}"
+        self.taken.add(name)
+        return name
 
 
-def _graph_input(ctx: ImportContext, vi: onnx.ValueInfoProto, batch_params: set[str]) -> Value:
-    """An IR graph input: the leading dynamic dim is the batch ``N``, others keep their names."""
+def _graph_input(ctx: ImportContext, vi: onnx.ValueInfoProto, symbols: InputSymbols) -> Value:
+    """An IR graph input, its dynamic dims named by ``symbols`` (the batch is ``N``)."""
     if not vi.type.HasField("tensor_type"):
         raise Unsupported(f"input {vi.name!r} is not a tensor ({vi.type.WhichOneof('value')})")
     tensor_type = vi.type.tensor_type
     if not tensor_type.HasField("shape"):
         raise Unsupported(f"input {vi.name!r} has no shape (not even a rank)")
     shape: list[Dim] = []
+    rank = len(tensor_type.shape.dim)
     for i, dim in enumerate(tensor_type.shape.dim):
         if dim.HasField("dim_value") and dim.dim_value > 0:
             shape.append(int(dim.dim_value))
-        elif i == 0 or dim.dim_param in batch_params:
-            shape.append(BATCH)
         else:
-            shape.append(dim.dim_param or "?")
+            shape.append(symbols.symbol(i, rank, dim.dim_param))
     elem = tensor_type.elem_type
     if elem not in _FLOAT_INPUTS and vi.name in ctx.used:
         raise Unsupported(f"input {vi.name!r} has type {TensorProto.DataType.Name(elem)}; "
@@ -153,3 +186,51 @@ def _named(ctx: ImportContext, value: Value, name: str) -> Value:
         return value
     node = ctx.graph.add_node("identity", [value], name=name, out_names=[name])
     return node.outputs[0]
+
+
+def resolve_channels(graph: Graph) -> list[Problem]:
+    """Fix each 4-D graph input's symbolic channel count from the layer that reads it, or refuse it.
+
+    A convolution (or batch norm) that reads the input, or a value that still has the input's
+    channel symbol, says how many channels it takes; the symbol becomes that number on every
+    input and the shapes are inferred anew. A channel count nothing fixes is refused (an
+    ``("input", name, reason)`` problem): the backends run NCHW tensors of known channels.
+    """
+    wanted = {v.shape[1]: v.name for v in graph.inputs
+              if len(v.shape) == 4 and isinstance(v.shape[1], str) and v.shape[1].isidentifier()}
+    if not wanted:
+        return []
+    found: dict[str, int] = {}
+    for node in graph.nodes:
+        x = node.inputs[0] if node.inputs else None
+        if x is None or len(x.shape) != 4 or x.shape[1] not in wanted or x.shape[1] in found:
+            continue
+        channels = _channels_taken(node)
+        if channels is not None:
+            found[x.shape[1]] = channels
+    reason = ("input {!r} has a symbolic channel count {!r} that no layer fixes; fastcnn needs the channel "
+              "count known at load (export the model with a static one)")
+    problems = [("input", name, reason.format(name, symbol)) for symbol, name in wanted.items() if symbol not in found]
+    if problems or not found:
+        return problems
+    for value in graph.inputs:
+        value.shape = tuple(found.get(d, d) if isinstance(d, str) else d for d in value.shape)
+    try:
+        graph.infer_shapes()
+    except IRError as exc:
+        raise InvalidModelError(f"the model's channel counts disagree: {exc}") from None
+    return []
+
+
+def _channels_taken(node: Node) -> int | None:
+    """How many input channels ``node`` takes, when its weights say."""
+    w = node.inputs[1] if len(node.inputs) > 1 else None
+    if w is None or not all(isinstance(d, int) for d in w.shape):
+        return None
+    if node.op == "conv2d" and len(w.shape) == 4:
+        return w.shape[1] * node.attrs.get("groups", 1)
+    if node.op == "conv_transpose2d" and len(w.shape) == 4:
+        return w.shape[0]
+    if node.op == "batch_norm" and len(w.shape) == 1:
+        return w.shape[0]
+    return None

@@ -23,7 +23,7 @@ from fastcnn.frontend.context import Blocked, Folded, ImportContext, StandIn, Un
 from fastcnn.frontend.converters import CONVERTERS
 from fastcnn.frontend.converters.constants import numeric_array
 from fastcnn.frontend.folding import SHAPE_ARITHMETIC, FoldBudget, fold
-from fastcnn.frontend.graph_io import bind_inputs, bind_outputs, live_nodes, used_names
+from fastcnn.frontend.graph_io import bind_inputs, bind_outputs, live_nodes, resolve_channels, used_names
 from fastcnn.frontend.patterns import PATTERNS
 from fastcnn.frontend.prepare import DEFAULT_DOMAINS, check_shapes, default_opset, upgrade
 from fastcnn.frontend.registry import call, check_declared
@@ -246,6 +246,7 @@ def import_onnx(model: onnx.ModelProto, known_inputs: dict[str, np.ndarray] | No
     extra = bind_outputs(ctx, model.graph, outputs)
     walk.report([], extra)
     graph.remove_dead_nodes()
+    walk.report([], resolve_channels(graph))
     try:
         verify(graph)
     except IRError as exc:

@@ -24,7 +24,7 @@ from fastcnn.ir import Graph
 from fastcnn.passes import PIPELINES, PassError, check_pass_names, disabled_from_env, run_pipeline
 from fastcnn.runtime.device import resolve_device
 from fastcnn.runtime.plan import Plan, make_plan
-from fastcnn.runtime.spec import InputSpec, as_tensor, check_input, dtype_name, parse_precision
+from fastcnn.runtime.spec import InputSpec, SizeCheck, as_tensor, check_input, dtype_name, parse_precision
 
 
 
@@ -60,6 +60,7 @@ class Engine:
         self.pipeline, disabled = check_pass_options(pipeline, backend, disable_passes)
         self.graph = _rewrite(graph, self.pipeline, disabled)
         self.input_specs = tuple(InputSpec.of(value, dtype) for value in self.graph.inputs)
+        self._check_sizes = SizeCheck(self.graph)
         self._executor = create_executor(backend, self.graph, self.device, dtype, max_batch=max_batch,
                                          allow_tf32=tf32 or None)
 
@@ -75,7 +76,9 @@ class Engine:
             self._require_single("infer")
         spec = self.input_specs[0]
         tensor = as_tensor(batch, spec)
-        check_input(tensor, spec, {}, from_numpy=isinstance(batch, np.ndarray))
+        sizes: dict[str, int] = {}
+        check_input(tensor, spec, sizes, from_numpy=isinstance(batch, np.ndarray))
+        self._check_sizes(sizes)
         return self._executor.run([tensor.to(self.device).contiguous()])[0]
 
     __call__ = infer
@@ -91,6 +94,7 @@ class Engine:
             tensor = as_tensor(batch, spec)
             check_input(tensor, spec, sizes, from_numpy=isinstance(batch, np.ndarray))
             tensors.append(tensor.to(self.device).contiguous())
+        self._check_sizes(sizes)
         return list(self._executor.run(tensors))
 
     def warmup(self, autotune: bool | None = None) -> None:

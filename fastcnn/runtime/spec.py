@@ -6,6 +6,7 @@ expected and what came, instead of a shape error deep inside a backend.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 
 from fastcnn.errors import InputError
-from fastcnn.ir import Shape, Value
+from fastcnn.ir import Graph, IRError, Shape, Value
 
 _NCHW_AXES = ("batch size", "channel count", "height", "width")
 
@@ -131,6 +132,41 @@ def check_input(tensor: torch.Tensor, spec: InputSpec, sizes: dict[str, int], fr
                              + _layout_hint(spec.shape, got, from_numpy))
     if tensor.numel() == 0:
         raise InputError(f"input {spec.name!r}: {expected}, {came}: the input is empty")
+
+
+class SizeCheck:
+    """Shape inference redone at the sizes one call binds, before anything runs.
+
+    A graph with symbolic input dims is checked at load for every size at once, as far as the
+    symbolic algebra can tell; what depends on the numbers (a window larger than a small image,
+    a reflect pad wider than the input, two symbols that must broadcast) is checked here, once
+    per distinct set of sizes (the last :attr:`KEEP` are remembered), so a backend never meets an
+    input it would fail on with its own error. A fully static graph costs nothing.
+    """
+
+    KEEP = 256
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.symbolic = any(isinstance(d, str) for value in graph.inputs for d in value.shape)
+        self._passed: OrderedDict[tuple[tuple[str, int], ...], None] = OrderedDict()
+
+    def __call__(self, sizes: dict[str, int]) -> None:
+        """Raise :class:`InputError` unless every node's shapes work out at ``sizes``."""
+        if not self.symbolic:
+            return
+        key = tuple(sorted(sizes.items()))
+        if key in self._passed:
+            self._passed.move_to_end(key)
+            return
+        try:
+            self.graph.specialize(**sizes)
+        except IRError as exc:
+            bound = ", ".join(f"{k}={v}" for k, v in key)
+            raise InputError(f"the model cannot run on inputs of these sizes ({bound}): {exc}") from None
+        self._passed[key] = None
+        if len(self._passed) > self.KEEP:
+            self._passed.popitem(last=False)
 
 
 def _layout_hint(want: Shape, got: tuple[int, ...], from_numpy: bool) -> str:
