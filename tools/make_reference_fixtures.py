@@ -130,9 +130,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         old = json.loads(FIXTURE.read_text())
         new = json.loads(text)
-        same = {n: old["models"].get(n, {}).get("state_dict") == e["state_dict"] for n, e in new["models"].items()}
-        for name, ok in same.items():
-            print(f"{name}: state dict {'matches' if ok else 'DIFFERS'}")
+        same = {}
+        for name, entry in new["models"].items():
+            before = old["models"].get(name, {})
+            same[name] = before.get("state_dict") == entry["state_dict"]
+            line = f"{name}: state dict {'matches' if same[name] else 'DIFFERS'}"
+            if "output" in entry:
+                ours = torch.tensor(entry["output"]["values"], dtype=torch.float64)
+                theirs = torch.tensor(before.get("output", {}).get("values", [0.0] * len(ours)), dtype=torch.float64)
+                error = float((ours - theirs).norm() / theirs.norm().clamp_min(1e-30))
+                same[name] = same[name] and error < 1e-5
+                line += f", output relative L2 {error:.1e}"
+            print(line)
         return 0 if all(same.values()) and set(old["models"]) == set(new["models"]) else 1
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
     FIXTURE.write_text(text)
