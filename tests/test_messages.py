@@ -98,3 +98,12 @@ def test_import_fastcnn_loads_neither_onnx_nor_onnxruntime():
             "print(sorted(m for m in ('onnx', 'onnxruntime', 'triton') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_arrays_without_plain_data_are_fastcnn_errors_and_byte_order_is_not(lenet):
+    with pytest.raises(fastcnn.InputError, match="meta tensor"):
+        lenet.infer(torch.zeros(1, 1, 32, 32, device="meta"))
+    with pytest.raises(fastcnn.InputError, match=r"to_dense\(\)"):
+        lenet.infer(torch.zeros(1, 1, 32, 32).to_sparse())
+    big_endian = np.random.default_rng(0).random((2, 1, 32, 32)).astype(">f4")
+    torch.testing.assert_close(lenet.infer(big_endian), lenet.infer(big_endian.astype("<f4")), rtol=0, atol=0)

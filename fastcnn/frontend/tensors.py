@@ -36,7 +36,7 @@ def check_tensor_data(tensor: onnx.TensorProto, what: str) -> None:
     """Raise InvalidModelError unless ``tensor`` holds exactly the data its dims promise."""
     if tensor.data_location == TensorProto.EXTERNAL:
         raise InvalidModelError(f"{what} keeps its data in an external file that was not loaded "
-                                "(read the model with fastcnn.frontend.read_onnx(path))")
+                                "(load the model from its .onnx path, so that the data file beside it is found)")
     if tensor.data_type == TensorProto.UNDEFINED:
         raise InvalidModelError(f"{what} has no data type")
     if any(d < 0 for d in tensor.dims):

@@ -92,19 +92,33 @@ def format_shape(shape: tuple[Any, ...]) -> str:
 
 
 def as_tensor(batch: Any, spec: InputSpec) -> torch.Tensor:
-    """``batch`` as a torch tensor without copying or casting, or :class:`InputError`."""
+    """``batch`` as a dense torch tensor holding its data, without casting, or :class:`InputError`.
+
+    A NumPy array in non-native byte order is converted to native order (the same values);
+    tensors with no data of their own (meta), sparse or opaque layouts are refused."""
     if isinstance(batch, torch.Tensor):
-        return batch
+        return _dense(batch, spec)
     if isinstance(batch, np.ndarray):
+        if not batch.dtype.isnative:
+            batch = batch.astype(batch.dtype.newbyteorder("="))  # same values, this machine's byte order
         if not batch.flags.writeable or any(s < 0 for s in batch.strides):
             batch = batch.copy()  # torch.from_numpy refuses negative strides, warns on read-only
         try:
             return torch.from_numpy(batch)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise InputError(f"input {spec.name!r}: NumPy dtype {batch.dtype} is not supported; "
                              f"expected {dtype_name(spec.dtype)}") from exc
     raise InputError(f"input {spec.name!r}: expected a torch.Tensor or numpy.ndarray of shape "
                      f"{format_shape(spec.shape)}, got {type(batch).__name__}")
+
+
+def _dense(tensor: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    if tensor.is_meta:
+        raise InputError(f"input {spec.name!r} is a meta tensor: it has a shape but no data to run on")
+    if tensor.layout != torch.strided:
+        hint = "; call .to_dense() first" if tensor.is_sparse or tensor.layout == torch._mkldnn else ""
+        raise InputError(f"input {spec.name!r} has layout {tensor.layout}; fastcnn takes dense tensors{hint}")
+    return tensor
 
 
 def check_input(tensor: torch.Tensor, spec: InputSpec, sizes: dict[str, int], from_numpy: bool = False) -> None:
