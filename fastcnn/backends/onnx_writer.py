@@ -232,6 +232,10 @@ def _max_pool_indices(w: _Writer, node: Node, inputs: list[str], out: str) -> li
 @writes("reshape")
 def _reshape(w: _Writer, node: Node, inputs: list[str], out: str) -> list[onnx.NodeProto]:
     shape = w.initializer(np.array(node.attrs["shape"], dtype=np.int64), f"{node.name}_shape")
+    if node.attrs.get("allowzero") and 0 in node.attrs["shape"]:  # a 0 that is a size, not a copy
+        if w.opset < 14:
+            raise ValueError(f"{node.name}: a reshape to a dim of size 0 (allowzero=1) needs opset 14 or later")
+        return [helper.make_node("Reshape", [inputs[0], shape], [out], name=node.name, allowzero=1)]
     return [helper.make_node("Reshape", [inputs[0], shape], [out], name=node.name)]
 
 

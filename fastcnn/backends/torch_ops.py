@@ -273,6 +273,8 @@ def flatten(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
 @register("reshape")
 def reshape(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
     x = inputs[0]
+    if attrs.get("allowzero"):  # a 0 is a dim of size 0, as torch reads it
+        return x.reshape(attrs["shape"])
     return x.reshape([x.shape[i] if d == 0 else d for i, d in enumerate(attrs["shape"])])
 
 
@@ -316,6 +318,10 @@ def _pad_index(size: int, begin: int, end: int, mode: str, device: torch.device)
 def reduce_max(inputs: list[Any], attrs: dict[str, Any]) -> Tensor:
     x = inputs[0]
     axes = tuple(attrs["axes"]) or tuple(range(x.dim()))
+    if x.dim() and any(x.shape[a] == 0 for a in axes):  # the max of nothing is -inf (ONNX), amax refuses
+        kept = {a % x.dim() for a in axes}
+        shape = [1 if i in kept else d for i, d in enumerate(x.shape) if attrs["keepdims"] or i not in kept]
+        return x.new_full(shape, float("-inf"))
     return x.amax(dim=axes, keepdim=attrs["keepdims"]) if x.dim() else x
 
 

@@ -110,6 +110,11 @@ class TritonExecutor:
     # -- running ----------------------------------------------------------------------------
     def run(self, inputs: list[Tensor]) -> list[Tensor]:
         """Outputs in ``graph.outputs`` order for ``inputs`` in ``graph.inputs`` order."""
+        empty = next((t for t in inputs if t.numel() == 0), None)
+        if empty is not None:
+            raise InputError(f"the triton backend does not run empty tensors (an input of shape "
+                             f"{tuple(empty.shape)}, 0 elements); an empty batch (N=0) runs on the torch "
+                             "and onnxruntime backends")
         batch = inputs[0].shape[0] if inputs and inputs[0].dim() else 1
         with self._lock, torch.inference_mode():
             if batch > self.max_batch:

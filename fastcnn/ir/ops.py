@@ -248,12 +248,19 @@ def _product(dims_: Shape) -> Dim:
     return dims.product(tuple(dims_))
 
 
-@op("reshape", inputs=(1, 1), shape=INTS)
+@op("reshape", inputs=(1, 1), shape=INTS, allowzero=Attr(int, 0, (0, 1)))
 def _reshape(node: Node) -> list[Spec]:
-    """``shape`` is resolved at import: ints, at most one -1, and 0 only to copy the batch."""
+    """``shape`` is resolved at import: ints, at most one -1, and 0 only to copy the batch.
+
+    With ``allowzero=1`` (ONNX's attribute) a 0 is a dim of size 0 instead, copied from
+    nowhere: the reshape of an empty tensor to another empty shape (then no -1, as in ONNX).
+    """
     x = _x(node)
     target = list(node.attrs["shape"])
-    out: list[Dim] = [x.shape[i] if d == 0 else d for i, d in enumerate(target)]
+    allowzero = node.attrs["allowzero"]
+    if allowzero and 0 in target and -1 in target:
+        raise IRError(f"{node.name}: reshape target {target} has both a 0 and a -1 with allowzero=1")
+    out: list[Dim] = [x.shape[i] if d == 0 and not allowzero else d for i, d in enumerate(target)]
     if out.count(-1) > 1:
         raise IRError(f"{node.name}: reshape target {target} has more than one -1")
     if -1 in out:

@@ -56,6 +56,8 @@ def _flattens_from_axis_1(node: Node, x: Value, rows: Value) -> bool:
         return False
     if node.op == "flatten":
         return node.attrs["axis"] in (1, 1 - rank)  # negative axes count from the end
+    if node.attrs["allowzero"]:
+        return False  # its 0 is no batch copy; such a reshape is left alone
     return tuple(node.attrs["shape"]) in ((0, -1), (-1, features), (0, features))
 
 

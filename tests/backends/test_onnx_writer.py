@@ -50,6 +50,24 @@ def test_reduce_mean_axes_attribute_before_18_input_from_18() -> None:
     assert not any(a.name == "axes" for a in new.attribute) and len(new.input) == 2
 
 
+def test_reshape_allowzero_written_from_opset_14_refused_before() -> None:
+    """A reshape whose 0 is a size (allowzero=1) needs Reshape's allowzero attribute (opset 14);
+    an allowzero=1 reshape without a 0 is the plain Reshape."""
+    graph = Graph("empty_reshape")
+    x = graph.add_input("x", (0, 3, 4), "float32")
+    graph.outputs = [graph.add_node("reshape", [x], {"shape": (3, 4, 0), "allowzero": 1}).outputs[0]]
+    (node,) = graph_to_onnx(graph, 14).graph.node
+    assert [(a.name, a.i) for a in node.attribute] == [("allowzero", 1)]
+    feed = np.zeros((0, 3, 4), np.float32)
+    assert _ort_run(graph_to_onnx(graph, 17), graph, [feed])[0].shape == (3, 4, 0)
+    with pytest.raises(ValueError, match="allowzero=1.*opset 14"):
+        graph_to_onnx(graph, 13)
+    plain = Graph("plain_reshape")
+    y = plain.add_input("y", (2, 3, 4), "float32")
+    plain.outputs = [plain.add_node("reshape", [y], {"shape": (4, 6), "allowzero": 1}).outputs[0]]
+    assert not graph_to_onnx(plain, 13).graph.node[0].attribute
+
+
 def test_names_types_batch_symbol_and_initializers() -> None:
     graph, _ = CASES["conv_plain"].build("conv_plain", "float32")
     model = graph_to_onnx(graph)

@@ -71,6 +71,15 @@ def test_a_batch_past_max_batch_runs_in_parts():
     assert sorted(triton._executor._buckets) == [1, 2]
 
 
+def test_an_empty_batch_is_an_input_error_naming_the_backends_that_run_it():
+    """The Triton plan has no zero-row bucket: an input with 0 elements is refused at infer,
+    with a fastcnn error that says where it runs (torch and onnxruntime return an empty output)."""
+    triton = fastcnn.load("lenet5", device=DEVICE, backend="triton")
+    with pytest.raises(fastcnn.InputError, match=r"triton backend does not run empty tensors.*\(0, 1, 32, 32\)"
+                                                 r".*torch and onnxruntime"):
+        triton.infer(torch.zeros(0, 1, 32, 32, device=DEVICE))
+
+
 @pytest.mark.parametrize("max_batch", [0, -1, 2.0, True, 10**6])
 def test_max_batch_out_of_range_is_refused_at_load(max_batch):
     with pytest.raises(fastcnn.InputError, match="max_batch"):

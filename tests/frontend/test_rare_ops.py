@@ -4,7 +4,8 @@ fastcnn's torch and onnxruntime backends and compared with ONNX Runtime on the o
 Covered: ConvTranspose (groups, strides, asymmetric pads, output_padding, dilations, auto_pad,
 output_shape, 1-D), MaxPool with Indices (storage_order 0 and 1, pads, ceil mode, dilations),
 dilated AveragePool, Dropout's mask, Clip with bounds fed at run time, Pad with its pads and
-fill fed at run time, and Exp, Max, Min, Less, Where, ReduceMax.
+fill fed at run time, Exp, Max, Min, Less, Where, ReduceMax, and Reshape with ``allowzero``
+(a 0 in the target as a size or as a copy, empty inputs).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
+from fastcnn.errors import InputError
 from fastcnn.onnx_backend import prepare
 
 BACKENDS = ["torch", "onnxruntime"]
@@ -158,6 +160,38 @@ def test_elementwise_and_reductions(op: str, backend: str) -> None:
                        keepdims=0)
         feeds = [x]
     _check(model, feeds, backend)
+
+
+RESHAPE = {  # name: (declared input shape, fed shape, target, allowzero, output shape)
+    "allowzero_empty_static": ([0, 3, 4], (0, 3, 4), [3, 4, 0], 1, (3, 4, 0)),
+    "allowzero_empty_batch": (["N", 3, 4], (0, 3, 4), [3, 0, 4], 1, (3, 0, 4)),
+    "allowzero_without_a_zero": ([2, 3, 4], (2, 3, 4), [4, -1], 1, (4, 6)),
+    "zero_copies": ([2, 3, 4], (2, 3, 4), [0, 12], 0, (2, 12)),
+    "zero_copies_an_empty_batch": (["N", 3, 4], (0, 3, 4), [0, 4, 3], 0, (0, 4, 3)),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", sorted(RESHAPE))
+def test_reshape_allowzero_and_empty_inputs(case: str, backend: str) -> None:
+    """``allowzero=1``: a 0 in the target is a dim of size 0 (an empty tensor goes in and out);
+    ``allowzero=0``: a 0 copies the input's dim, also when that dim is an empty batch."""
+    declared, fed, target, allowzero, out_shape = RESHAPE[case]
+    model = _model("Reshape", [("x", F32, declared)], [("y", F32)], opset=14,
+                   initializers={"shape": np.array(target, np.int64)}, allowzero=allowzero)
+    x = _rand(*fed)
+    _check(model, [x], backend, exact=True)
+    np.testing.assert_array_equal(prepare(model, backend=backend).run([x])[0], x.reshape(out_shape))
+
+
+def test_reshape_allowzero_refuses_a_batch_that_makes_it_non_empty() -> None:
+    """A target of 0 elements fits only an empty input: another batch is an InputError at run time."""
+    model = _model("Reshape", [("x", F32, ["N", 3, 4])], [("y", F32)], opset=14,
+                   initializers={"shape": np.array([3, 4, 0], np.int64)}, allowzero=1)
+    _check(model, [_rand(0, 3, 4)], "torch")  # also writes the output shape (3, 4, 0) into the model
+    rep = prepare(model, backend="torch")
+    with pytest.raises(InputError, match="N=2"):
+        rep.run([_rand(2, 3, 4)])
 
 
 def test_the_triton_backend_refuses_the_new_ops_with_a_reason() -> None:

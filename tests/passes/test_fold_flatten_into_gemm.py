@@ -82,6 +82,11 @@ def test_reshape_that_splits_rows_stays() -> None:
     _stays(b.output(b.node("gemm", [rows, b.weight(FEATURES // 2, 5)])))
 
 
+def test_reshape_with_allowzero_stays() -> None:
+    """allowzero=1 (its 0s are sizes, not batch copies) is left alone, even where it flattens."""
+    _stays(_head("reshape", shape=(-1, FEATURES), allowzero=1)[1])
+
+
 def test_reshape_to_another_shape_stays() -> None:
     b = Builder((1, 3, 3, 3))
     rows = b.node("reshape", [b.conv(b.x, 4)], shape=(0, 4, 9))

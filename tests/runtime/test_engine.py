@@ -113,11 +113,18 @@ def test_input_spec_is_readable(engine):
     (np.zeros((2, 3, 8, 8)), "float64: wrong dtype"),
     (np.zeros((2, 3, 8, 8), dtype=object), "NumPy dtype object"),
     ([[0.0] * 8] * 8, "torch.Tensor or numpy.ndarray .* got list"),
-    (torch.zeros(0, 3, 8, 8), "empty"),
 ])
 def test_wrong_input_is_an_input_error_naming_expected_and_got(engine, batch, message):
     with pytest.raises(fastcnn.InputError, match=message):
         engine.infer(batch)
+
+
+@pytest.mark.parametrize("batch", [torch.zeros(0, *SIZE), np.zeros((0, *SIZE), dtype=np.float32)])
+def test_an_empty_batch_returns_an_empty_output_of_the_right_shape(engine, batch):
+    """N=0 is a batch like any other on torch and onnxruntime: (0, 5) out, nothing computed."""
+    out = engine.infer(batch)
+    assert isinstance(out, torch.Tensor) and out.shape == (0, 5) and out.dtype == torch.float32
+    assert engine.infer(_batch(2)).shape == (2, 5)  # and the engine still runs real batches
 
 
 def test_wrong_number_of_inputs_is_an_input_error(engine):

@@ -34,12 +34,12 @@ def reshape(ctx: ImportContext, node: onnx.NodeProto, data: Operand, shape: Oper
             allowzero: int = 0) -> Value:
     x = ctx.runtime(data)
     target = ctx.folded(shape, "target shape").array.reshape(-1)
+    if allowzero and any(not isinstance(d, Sym) and int(d) == 0 for d in target):
+        return _reshape_allowzero(ctx, x, target)
     out: list[Dim] = []
     for i, d in enumerate(target):
         if isinstance(d, Sym):
             out.append(d.name)
-        elif int(d) == 0 and allowzero:
-            raise Unsupported("allowzero=1 with a 0 in the target (an empty tensor)")
         elif int(d) == 0:
             if i >= len(x.shape):
                 raise Unsupported(f"target {target.tolist()} copies dim {i} of a rank-{len(x.shape)} input")
@@ -48,6 +48,19 @@ def reshape(ctx: ImportContext, node: onnx.NodeProto, data: Operand, shape: Oper
             out.append(int(d))
     target = _target_with_wildcard(x.shape, out)
     return ctx.emit("reshape", [x], {"shape": target}, out_name=ctx.output_name())
+
+
+def _reshape_allowzero(ctx: ImportContext, x: Value, target) -> Value:
+    """Reshape with ``allowzero=1`` and a 0 in the target: that 0 is a dim of size 0 (an empty
+    tensor), so the IR reshape keeps ``allowzero``; the target must be all numbers (a -1 as well
+    is invalid ONNX, refused by the IR's shape inference)."""
+    if any(isinstance(d, Sym) for d in target):
+        raise Unsupported(f"allowzero=1 with a 0 in target {[str(d) for d in target]} that also has sizes "
+                          "known only at run time")
+    dims = tuple(int(d) for d in target)
+    if any(d < -1 for d in dims):
+        raise Unsupported(f"reshape target {list(dims)} has a negative dim")
+    return ctx.emit("reshape", [x], {"shape": dims, "allowzero": 1}, out_name=ctx.output_name())
 
 
 def _target_with_wildcard(in_shape: tuple, out: list[Dim]) -> tuple[int, ...]:
