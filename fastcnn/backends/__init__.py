@@ -30,6 +30,19 @@ class Executor(Protocol):
     def warmup(self) -> None: ...
 
 
+def _openvino_executor(graph: Graph, device: torch.device, dtype: torch.dtype | None) -> Executor:
+    """Imported on use: OpenVINO is optional (fastcnn's 'bench' extra installs it)."""
+    from fastcnn.backends.openvino_backend import OpenVinoExecutor
+
+    return OpenVinoExecutor(graph, device, dtype)
+
+
+def _openvino_problem(device: torch.device) -> str | None:
+    from fastcnn.backends.openvino_backend import openvino_problem
+
+    return openvino_problem(device)
+
+
 def _triton_executor(graph: Graph, device: torch.device, dtype: torch.dtype | None, **options) -> Executor:
     """Imported on use: the Triton backend needs triton, which only some platforms have."""
     from fastcnn.backends.triton_backend import TritonExecutor
@@ -40,6 +53,7 @@ def _triton_executor(graph: Graph, device: torch.device, dtype: torch.dtype | No
 BACKENDS: dict[str, Callable[[Graph, torch.device, torch.dtype | None], Executor]] = {
     "torch": TorchExecutor,
     "onnxruntime": OrtExecutor,
+    "openvino": _openvino_executor,
     "triton": _triton_executor,
 }
 
@@ -50,6 +64,7 @@ BACKENDS: dict[str, Callable[[Graph, torch.device, torch.dtype | None], Executor
 BACKEND_OPTIONS: dict[str, frozenset[str]] = {
     "torch": frozenset(),
     "onnxruntime": frozenset(),
+    "openvino": frozenset(),
     "triton": frozenset({"max_batch", "allow_tf32"}),
 }
 
@@ -57,6 +72,7 @@ BACKEND_OPTIONS: dict[str, frozenset[str]] = {
 _EXTRA_CHECKS: dict[str, Callable[[torch.device], str | None]] = {
     "torch": lambda device: None,
     "onnxruntime": provider_problem,
+    "openvino": _openvino_problem,
     "triton": triton_problem,
 }
 

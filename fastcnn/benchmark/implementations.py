@@ -202,6 +202,7 @@ def _fastcnn(backend: str, pipeline: str | None = None) -> Callable[[nn.Module, 
 register("fastcnn-torch", peer=False)(_fastcnn("torch"))
 register("fastcnn-torch-unfused", peer=False)(_fastcnn("torch", pipeline="none"))
 register("fastcnn-onnxruntime", peer=False)(_fastcnn("onnxruntime"))
+register("fastcnn-openvino", peer=False)(_fastcnn("openvino"))
 register("fastcnn-triton", peer=False)(_fastcnn("triton"))
 
 

@@ -88,6 +88,8 @@ PIPELINES: dict[str, tuple[str, ...]] = {
     "triton": tuple(PASSES),  # the same as "full", under its backend's name
     "torch": tuple(name for name in PASSES if name != "layout_nhwc"),  # it computes in logical NCHW
     "onnxruntime": ("drop_identity", "fold_batch_norm", "fold_channel_affine", "reduce_mean_to_pool"),
+    # OpenVINO reads the same plain ONNX and fuses by itself as ONNX Runtime does: the folds only.
+    "openvino": ("drop_identity", "fold_batch_norm", "fold_channel_affine", "reduce_mean_to_pool"),
     "none": (),
 }
 
