@@ -19,7 +19,7 @@ def _graph():
 
 
 def test_registry_lists_the_backends_and_both_run_on_the_cpu() -> None:
-    assert set(BACKENDS) == {"torch", "onnxruntime", "triton"}
+    assert set(BACKENDS) == {"torch", "onnxruntime", "openvino", "triton"}
     assert available("torch", "cpu") and available("onnxruntime", torch.device("cpu"))
 
 
