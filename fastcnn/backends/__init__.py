@@ -84,7 +84,7 @@ _EXTRA_CHECKS: dict[str, Callable[[torch.device], str | None]] = {
 # than the torch backend on every model tried (resnet18, googlenet, squeezenet1_1, densenet121).
 # CUDA: Triton. On an H200 (2026-12-01, float16, bench/results/2026-12-01-h200-triton.md) it was
 # faster than the torch backend at every model and batch measured (resnet50, googlenet,
-# densenet121, squeezenet1_1, vgg16, inception_v3 at batch 1, 8 and 64: 1.6x to 7.3x), and
+# densenet121, squeezenet1_1, vgg16, inception_v3 at batch 1, 8 and 64: 1.7x to 6.6x), and
 # matched float32 eager on those six in float32, float16 and bfloat16.
 DEFAULT_BACKEND = {"cpu": "onnxruntime", "cuda": "triton"}
 
