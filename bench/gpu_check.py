@@ -32,7 +32,7 @@ import torch
 
 import fastcnn
 from fastcnn.backends.triton_backend import planned_launches
-from fastcnn.benchmark.implementations import Absent, Case, build_runner
+from fastcnn.benchmark.implementations import Absent, Case, build_runner, relative_l2
 from fastcnn.runtime.plan import make_plan
 from fastcnn.zoo import ONE_PER_FAMILY
 
@@ -75,11 +75,6 @@ def torch_model(name: str) -> torch.nn.Module:
 def source_graph(model: torch.nn.Module, name: str):
     example = torch.zeros(1, *fastcnn.model_info(name).input_size)
     return fastcnn.load(model.cpu(), device="cpu", backend="torch", example_input=example).source_graph
-
-
-def relative_l2(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    a, e = actual.double(), expected.double()
-    return float((a - e).norm() / e.norm()) if torch.isfinite(a).all() else float("inf")
 
 
 def batch_of(name: str, size: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

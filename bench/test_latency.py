@@ -32,7 +32,7 @@ import pytest
 import torch
 
 import fastcnn
-from fastcnn.benchmark.implementations import IMPLEMENTATIONS, Absent, Case, bench_device, build_runner
+from fastcnn.benchmark.implementations import IMPLEMENTATIONS, Absent, Case, bench_device, build_runner, relative_l2
 from fastcnn.benchmark.roofline import model_cost
 
 DEVICE = bench_device()
@@ -88,11 +88,6 @@ def _synchronized(run):
     return timed
 
 
-def _relative_l2(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
-    return float((a - e).norm() / e.norm()) if torch.isfinite(a).all() else float("inf")
-
-
 def _cost(model: str, batch: int, itemsize: int):
     if batch not in _Group.costs:
         example = torch.zeros(1, *fastcnn.model_info(model).input_size)
@@ -117,7 +112,7 @@ def test_latency(benchmark, model, dtype, batch, implementation):
     spec = IMPLEMENTATIONS[implementation]
     tolerance = 1e-4 if dtype == "float32" and spec.computes_in is None else 1e-2
     start = time.perf_counter()
-    error = _relative_l2(run(x.to(torch_dtype)), expected)
+    error = relative_l2(run(x.to(torch_dtype)), expected)
     single = time.perf_counter() - start
     if not error <= tolerance:
         pytest.skip(f"WRONG: relative L2 {error:.2e} against eager float32, over {tolerance:g}")

@@ -206,6 +206,13 @@ register("fastcnn-openvino", peer=False)(_fastcnn("openvino"))
 register("fastcnn-triton", peer=False)(_fastcnn("triton"))
 
 
+def relative_l2(actual: Tensor, expected: Tensor) -> float:
+    """||actual - expected|| / ||expected|| in float64 on the CPU; anything non-finite is inf, so
+    a NaN answer can never pass the check before timing."""
+    a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
+    return float((a - e).norm() / e.norm()) if torch.isfinite(a).all() else float("inf")
+
+
 def bench_device() -> str:
     """The suite's device: ``FASTCNN_BENCH_DEVICE``, else CUDA where torch sees a GPU."""
     return os.environ.get("FASTCNN_BENCH_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")

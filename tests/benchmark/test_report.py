@@ -64,3 +64,12 @@ def test_an_implementation_that_cannot_run_here_says_why():
     with pytest.raises(Absent, match="float32"):
         build_runner("onnxruntime", model, Case("lenet5", "cpu", torch.float16, (1, 1, 32, 32)))
     assert {"pytorch-eager", "torch-compile", "onnxruntime", "openvino", "fastcnn-onnxruntime"} <= set(IMPLEMENTATIONS)
+
+
+def test_the_check_before_timing_never_passes_a_nan():
+    from fastcnn.benchmark.implementations import relative_l2
+
+    expected = torch.ones(4)
+    assert relative_l2(torch.ones(4), expected) == 0.0
+    assert relative_l2(torch.tensor([1.0, 1.0, 1.0, float("nan")]), expected) == float("inf")
+    assert relative_l2(torch.full((4,), 1.5), expected) == pytest.approx(0.5)
