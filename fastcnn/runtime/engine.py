@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import onnx
@@ -34,7 +34,8 @@ class Engine:
     Args:
         graph: a verified fastcnn IR graph (``fastcnn.frontend.import_onnx`` makes one).
         backend: a key of ``fastcnn.backends.BACKENDS`` (``"triton"``, ``"torch"``, ``"onnxruntime"``);
-            ``None`` picks ``fastcnn.backends.DEFAULT_BACKEND`` for the device, as ``load`` does.
+            ``None`` picks the measured default for the device and dtype (``load`` also knows
+            the zoo model, which on the CPU may choose another: :mod:`fastcnn.backends.defaults`).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``None`` picks CUDA when present.
         dtype: the floating-point dtype to compute in (a torch dtype or its name); ``None`` keeps
             the graph's. ``"tf32"``: float32 on TF32 tensor cores (Triton backend, about 1e-3).
@@ -54,8 +55,8 @@ class Engine:
                  disable_passes: Sequence[str] = (), max_batch: int | None = None) -> None:
         self.source_graph = graph
         self.device = resolve_device(device)
-        self.backend = backend = choose_backend(backend, self.device)
         self.dtype, tf32 = parse_precision(dtype)
+        self.backend = backend = choose_backend(backend, self.device, self.dtype)
         dtype = self.dtype
         self.pipeline, disabled = check_pass_options(pipeline, backend, disable_passes)
         self.graph = _rewrite(graph, self.pipeline, disabled)
@@ -63,6 +64,8 @@ class Engine:
         self._check_sizes = SizeCheck(self.graph)
         self._executor = create_executor(backend, self.graph, self.device, dtype, max_batch=max_batch,
                                          allow_tf32=tf32 or None)
+        # Decoded images -> a batch; fastcnn.load sets it (fastcnn.preprocess, above the runtime).
+        self.preprocessing: Callable[[Any], torch.Tensor] | None = None
 
     @property
     def input_spec(self) -> InputSpec:
@@ -82,6 +85,16 @@ class Engine:
         return self._executor.run([tensor.to(self.device).contiguous()])[0]
 
     __call__ = infer
+
+    def preprocess(self, images: Any) -> torch.Tensor:
+        """Decoded images (PIL images or uint8 H x W x C arrays, one or a list) as a batch for
+        :meth:`infer`: resized, centre-cropped and normalised as the model expects
+        (:class:`fastcnn.preprocess.Preprocessing`), in the engine's input dtype, on the CPU."""
+        if self.preprocessing is None:
+            raise InputError("this engine has no preprocessing: it was built as Engine(graph), not by "
+                             "fastcnn.load; set engine.preprocessing = fastcnn.preprocess.Preprocessing(...)")
+        self._require_single("preprocess")
+        return self.preprocessing(images).to(self.input_spec.dtype)
 
     def run(self, inputs: Sequence[torch.Tensor | Any]) -> list[torch.Tensor]:
         """Run a graph with any number of inputs (in ``graph.inputs`` order); returns every output."""
@@ -132,8 +145,11 @@ class Engine:
     @property
     def plan(self) -> "Plan":
         """The launches this engine's graph makes for a batch of one, with the memory plan
-        (:func:`fastcnn.runtime.plan.make_plan` gives other batch sizes)."""
-        return make_plan(self.graph, batch=1)
+        (:func:`fastcnn.runtime.plan.make_plan` gives other batch sizes). A backend with a plan
+        of its own gives that: the Triton backend's shows each node it runs as a torch op as
+        ``torch:<op>``, and its split-K workspace."""
+        own = getattr(self._executor, "plan", None)
+        return own(1) if own is not None else make_plan(self.graph, batch=1)
 
     def _require_single(self, what: str) -> None:
         if len(self.input_specs) != 1 or len(self.graph.outputs) != 1:
