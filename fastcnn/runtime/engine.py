@@ -34,8 +34,7 @@ class Engine:
     Args:
         graph: a verified fastcnn IR graph (``fastcnn.frontend.import_onnx`` makes one).
         backend: a key of ``fastcnn.backends.BACKENDS`` (``"triton"``, ``"torch"``, ``"onnxruntime"``);
-            ``None`` picks the measured default for the device and dtype (``load`` also knows
-            the zoo model, which on the CPU may choose another: :mod:`fastcnn.backends.defaults`).
+            ``None`` picks ``fastcnn.backends.DEFAULT_BACKEND`` for the device, as ``load`` does.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``None`` picks CUDA when present.
         dtype: the floating-point dtype to compute in (a torch dtype or its name); ``None`` keeps
             the graph's. ``"tf32"``: float32 on TF32 tensor cores (Triton backend, about 1e-3).
@@ -55,8 +54,8 @@ class Engine:
                  disable_passes: Sequence[str] = (), max_batch: int | None = None) -> None:
         self.source_graph = graph
         self.device = resolve_device(device)
+        self.backend = backend = choose_backend(backend, self.device)
         self.dtype, tf32 = parse_precision(dtype)
-        self.backend = backend = choose_backend(backend, self.device, self.dtype)
         dtype = self.dtype
         self.pipeline, disabled = check_pass_options(pipeline, backend, disable_passes)
         self.graph = _rewrite(graph, self.pipeline, disabled)
@@ -145,11 +144,8 @@ class Engine:
     @property
     def plan(self) -> "Plan":
         """The launches this engine's graph makes for a batch of one, with the memory plan
-        (:func:`fastcnn.runtime.plan.make_plan` gives other batch sizes). A backend with a plan
-        of its own gives that: the Triton backend's shows each node it runs as a torch op as
-        ``torch:<op>``, and its split-K workspace."""
-        own = getattr(self._executor, "plan", None)
-        return own(1) if own is not None else make_plan(self.graph, batch=1)
+        (:func:`fastcnn.runtime.plan.make_plan` gives other batch sizes)."""
+        return make_plan(self.graph, batch=1)
 
     def _require_single(self, what: str) -> None:
         if len(self.input_specs) != 1 or len(self.graph.outputs) != 1:
