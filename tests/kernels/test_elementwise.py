@@ -14,37 +14,19 @@ import torch.nn.functional as F
 
 from fastcnn.kernels import elementwise as ew
 from tests.helpers import relative_l2
+from tests.kernels.tensors import DEVICE, MASKED_LANE_WARNINGS_IGNORED, NAN, TOL, strided, untouched_outside
 
-TOL = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
 DTYPES = list(TOL)
-NAN = float("nan")
-DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # else the interpreter
-# numpy warns about the masked lanes (and the NaN rows) the interpreter computes anyway
-pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
+pytestmark = MASKED_LANE_WARNINGS_IGNORED
 
 
 def _view(shape, layout, dtype, gen=None):
-    """(buffer, view): ``shape`` laid out contiguous, permuted (last-to-second axis order
-    reversed for rank >= 2) or as a slice of a wider buffer; random unless ``gen`` is None."""
-    shape = tuple(shape)
-    if layout == "contiguous" or len(shape) < 2:
-        buf_shape, make = shape, lambda b: b
-    elif layout == "permuted":  # like NHWC: axis 1 fastest
-        order = (0, *range(2, len(shape)), 1)
-        buf_shape = tuple(shape[i] for i in order)
-        inverse = [order.index(i) for i in range(len(shape))]
-        make = lambda b: b.permute(inverse)  # noqa: E731
-    else:  # slice of axis 1 in a wider buffer
-        buf_shape = (shape[0], shape[1] + 3, *shape[2:])
-        make = lambda b: b[:, 2:2 + shape[1]]  # noqa: E731
-    buf = (torch.randn(buf_shape, generator=gen) if gen is not None else torch.full(buf_shape, NAN)).to(DEVICE, dtype)
-    return buf, make(buf)
-
-
-def _untouched_outside(buf, view):
-    probe = buf.clone()
-    probe.as_strided(view.shape, view.stride(), view.storage_offset()).fill_(NAN)
-    return bool(torch.isnan(probe).all())
+    """(buffer, view): ``shape`` laid out ``contiguous``, ``permuted`` (axis 1 fastest, like NHWC)
+    or as ``slice`` 2.. of axis 1 in a buffer 3 wider; rank 1 is contiguous. Random unless ``gen`` is None."""
+    rank = len(shape)
+    if layout == "permuted" and rank >= 2:
+        return strided(shape, (0, *range(2, rank), 1), dtype, gen)
+    return strided(shape, range(rank), dtype, gen, widen=3 if layout == "slice" and rank >= 2 else 0, start=2)
 
 
 def _ref_activation(x, act, alpha, lo, hi):
@@ -82,7 +64,7 @@ def test_unary(case):
     ew.unary(x, out, case["activation"], alpha=case["alpha"], clip_min=case["clip_min"], clip_max=case["clip_max"])
     ref = _ref_activation(x.double(), case["activation"], case["alpha"], case["clip_min"], case["clip_max"])
     assert relative_l2(out, ref) < TOL[dtype]
-    assert _untouched_outside(buf, out)
+    assert untouched_outside(buf, out)
 
 
 @pytest.mark.parametrize("case", _cases("binary", 10, 1), ids=lambda c: f"{c['op']}-{c['shape']}-{c['b_shape']}")
@@ -97,7 +79,7 @@ def test_binary_broadcast(case):
     ew.binary(case["op"], a, b, out)
     ref = getattr(torch, case["op"])(a.double(), b.double())
     assert relative_l2(out, ref) < TOL[dtype]
-    assert _untouched_outside(buf, out)
+    assert untouched_outside(buf, out)
 
 
 def test_binary_broadcasts_the_first_operand_too():
@@ -124,7 +106,7 @@ def test_strided_copy_nhwc_to_nchw_is_exact(dtype):
     assert out.is_contiguous() and torch.equal(out, src)
     buf, sliced = _view(src.shape, "slice", dtype)
     ew.strided_copy(src, sliced)
-    assert torch.equal(sliced, src) and _untouched_outside(buf, sliced)
+    assert torch.equal(sliced, src) and untouched_outside(buf, sliced)
 
 
 def _mean_cases(count, seed):

@@ -14,30 +14,7 @@ import torch
 from fastcnn.backends import torch_ops
 from fastcnn.kernels import lrn
 from tests.helpers import relative_l2
-
-TOL = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
-NAN = float("nan")
-DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # else the interpreter
-LAYOUTS = ("nchw", "nhwc", "slice")
-
-
-def _view(shape, layout, dtype, gen=None):
-    n, c, h, w = shape
-    fill = (lambda s: torch.randn(s, generator=gen)) if gen is not None else (lambda s: torch.full(s, NAN))
-    if layout == "nchw":
-        buf = fill((n, c, h, w)).to(DEVICE, dtype)
-        return buf, buf
-    if layout == "nhwc":
-        buf = fill((n, h, w, c)).to(DEVICE, dtype)
-        return buf, buf.permute(0, 3, 1, 2)
-    buf = fill((n, h, w, c + 5)).to(DEVICE, dtype)
-    return buf, buf[..., 2:2 + c].permute(0, 3, 1, 2)
-
-
-def _untouched_outside(buf, view):
-    probe = buf.clone()
-    probe.as_strided(view.shape, view.stride(), view.storage_offset()).fill_(NAN)
-    return bool(torch.isnan(probe).all())
+from tests.kernels.tensors import DEVICE, LAYOUTS, NAN, TOL, layout_view, untouched_outside
 
 
 def _cases(count, seed):
@@ -55,20 +32,20 @@ def _ids(c):
 @pytest.mark.parametrize("case", _cases(12, 0), ids=_ids)
 def test_lrn(case):
     gen = torch.Generator().manual_seed(1)
-    _, x = _view(case["shape"], case["layout"], case["dtype"], gen)
+    _, x = layout_view(case["shape"], case["layout"], case["dtype"], gen)
     x = x * 2
-    buf, out = _view(case["shape"], case["out_layout"], case["dtype"])
+    buf, out = layout_view(case["shape"], case["out_layout"], case["dtype"])
     lrn.lrn(x, out, case["size"], case["alpha"], case["beta"], case["bias"])
     attrs = {k: case[k] for k in ("size", "alpha", "beta", "bias")}
     ref = torch_ops.lrn([x.double()], attrs)
     assert relative_l2(out, ref) < TOL[case["dtype"]]
-    assert _untouched_outside(buf, out)
+    assert untouched_outside(buf, out)
 
 
 def test_alexnet_lrn():
     """AlexNet's LRN: size 5, alpha 1e-4, beta 0.75, bias 2 (as torchvision's zoo exports it)."""
     gen = torch.Generator().manual_seed(2)
-    _, x = _view((1, 64, 5, 5), "nhwc", torch.float32, gen)
+    _, x = layout_view((1, 64, 5, 5), "nhwc", torch.float32, gen)
     x = x * 30
     out = torch.full((1, 64, 5, 5), NAN, device=DEVICE)
     lrn.lrn(x, out, 5, 1e-4, 0.75, 2.0)

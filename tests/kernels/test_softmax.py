@@ -13,24 +13,17 @@ import torch
 
 from fastcnn.kernels import softmax
 from tests.helpers import relative_l2
+from tests.kernels.tensors import DEVICE, MASKED_LANE_WARNINGS_IGNORED, NAN, TOL, strided, untouched_outside
 
-TOL = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
-NAN, INF = float("nan"), float("inf")
-DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # else the interpreter
-# numpy warns about the masked lanes (and the NaN rows) the interpreter computes anyway
-pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
+INF = float("inf")
+pytestmark = MASKED_LANE_WARNINGS_IGNORED
 
 
 def _view(m, n, layout, dtype, gen=None):
-    fill = (lambda s: torch.randn(s, generator=gen) * 4) if gen is not None else (lambda s: torch.full(s, NAN))
-    if layout == "contiguous":
-        buf = fill((m, n)).to(DEVICE, dtype)
-        return buf, buf
-    if layout == "transposed":
-        buf = fill((n, m)).to(DEVICE, dtype)
-        return buf, buf.t()
-    buf = fill((m, n + 7)).to(DEVICE, dtype)
-    return buf, buf[:, 3:3 + n]
+    """(buffer, view) of an m x n matrix: ``contiguous``, ``transposed`` or ``slice`` (columns 3..
+    of a buffer 7 columns wider); N(0, 16) logits, or NaN without ``gen``."""
+    order = (1, 0) if layout == "transposed" else (0, 1)
+    return strided((m, n), order, dtype, gen, widen=7 if layout == "slice" else 0, start=3, scale=4)
 
 
 def _cases(count, seed):
@@ -52,9 +45,7 @@ def test_softmax(case):
     buf, out = _view(case["m"], case["n"], case["out_layout"], case["dtype"])
     softmax.softmax(x, out, block_n=case["block_n"])
     assert relative_l2(out, torch.softmax(x.double(), dim=1)) < TOL[case["dtype"]]
-    probe = buf.clone()
-    probe.as_strided(out.shape, out.stride(), out.storage_offset()).fill_(NAN)
-    assert torch.isnan(probe).all()
+    assert untouched_outside(buf, out)
 
 
 @pytest.mark.parametrize("block_n", [None, 16])  # one pass, and the online two-pass loop
