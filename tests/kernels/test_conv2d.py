@@ -8,8 +8,8 @@ Every output starts as NaN, and the channels of a wider buffer outside the writt
 must stay NaN. Tiles are large so that the interpreter runs few programs.
 
 Triton 3.9's interpreter hands bfloat16 ``tl.dot`` operands to ``numpy.matmul`` as their raw
-16-bit patterns; the ``bf16_dot`` fixture upcasts them first (bf16 products are exact in
-fp32, as on the GPU's tensor cores), so the bf16 path of the kernel runs here too.
+16-bit patterns; the ``bf16_dot`` fixture (conftest.py) upcasts them first, so the bf16 path
+of the kernel runs here too.
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import dataclasses
 import math
 import random
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -34,57 +33,27 @@ from fastcnn.kernels.conv2d import (
 )
 from fastcnn.kernels.conv_direct import conv_direct, pack_direct_weight
 from tests.helpers import relative_l2
+from tests.kernels.tensors import NAN, NAN_IN_DOT_IS_AN_ERROR, NHWC, TOL, strided, untouched_outside
 
-TOL = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
-NAN = float("nan")
-# A NaN reaching the interpreter's dot means a load read poison it should have masked.
-pytestmark = pytest.mark.filterwarnings("error:invalid value encountered in matmul:RuntimeWarning")
+pytestmark = NAN_IN_DOT_IS_AN_ERROR
 
 
-@pytest.fixture
-def bf16_dot(monkeypatch):
-    from triton.runtime import interpreter
-
-    if not hasattr(interpreter, "InterpreterBuilder"):
-        return
-    original = interpreter.InterpreterBuilder.create_dot
-
-    def upcast(handle):
-        if handle.dtype.scalar.name != "bf16":  # stored as uint16: the top half of an fp32
-            return handle
-        data = (handle.data.astype(np.uint32) << 16).view(np.float32)
-        return interpreter.TensorHandle(data, interpreter.tl.float32)
-
-    def create_dot(self, a, b, d, *args):
-        return original(self, upcast(a), upcast(b), d, *args)
-
-    monkeypatch.setattr(interpreter.InterpreterBuilder, "create_dot", create_dot)
-
-
-# -- tensors in the layouts the engine uses ------------------------------------------------------
+# -- tensors in the layouts the engine uses (on the CPU, like every tensor in this file) ---------
 def activation_view(x: torch.Tensor, layout: str) -> torch.Tensor:
     """``x`` (N, C, H, W) as ``nchw``, ``nhwc`` or ``prefix`` (the first C channels of a wider
     NHWC buffer, as DenseNet reads its block's buffer; the channels past them are NaN)."""
-    n, c, h, w = x.shape
     if layout == "nchw":
         return x.contiguous()
-    extra = 5 if layout == "prefix" else 0
-    buf = torch.full((n, h, w, c + extra), NAN, dtype=x.dtype)
-    buf[..., :c] = x.permute(0, 2, 3, 1)
-    return buf.permute(0, 3, 1, 2)[:, :c]
+    _, view = strided(x.shape, NHWC, x.dtype, widen=5 if layout == "prefix" else 0, device=x.device)
+    return view.copy_(x)
 
 
 def output_view(shape: tuple, dtype: torch.dtype, layout: str) -> tuple[torch.Tensor, torch.Tensor]:
     """A NaN output view and its buffer: ``nhwc``, ``nchw``, or ``slice`` (channels 3.. of a
     wider NHWC concat buffer)."""
-    n, c, h, w = shape
     if layout == "nchw":
-        buf = torch.full(shape, NAN, dtype=dtype)
-        return buf, buf
-    extra = 7 if layout == "slice" else 0
-    buf = torch.full((n, h, w, c + extra), NAN, dtype=dtype)
-    view = buf.permute(0, 3, 1, 2)
-    return buf, view[:, 3:3 + c] if layout == "slice" else view
+        return strided(shape, (0, 1, 2, 3), dtype, device="cpu")
+    return strided(shape, NHWC, dtype, widen=7 if layout == "slice" else 0, start=3, device="cpu")
 
 
 def nhwc(x: torch.Tensor) -> torch.Tensor:
@@ -117,13 +86,6 @@ def assert_close(out: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype) -> No
     assert not out.isnan().any(), f"{int(out.isnan().sum())} outputs unwritten (still NaN)"
     err = relative_l2(out, ref)
     assert err < TOL[dtype], f"relative L2 error {err:.3g} >= {TOL[dtype]}"
-
-
-def assert_only_slice_written(buf: torch.Tensor, view: torch.Tensor) -> None:
-    """Every element of ``buf`` outside ``view`` is still NaN."""
-    mask = torch.ones_like(buf, dtype=torch.bool)
-    mask.as_strided(view.shape, view.stride(), view.storage_offset() - buf.storage_offset()).fill_(False)
-    assert buf[mask].isnan().all(), "the kernel wrote outside its output view"
 
 
 def out_size(h, w, k, stride, padding, dilation):
@@ -168,7 +130,7 @@ def run_case(gen, *, n, cin, cout, hw, kernel, stride=(1, 1), padding=(0, 0, 0, 
     out = torch.cat(views, dim=1)
     assert_close(out, ref, dtype)
     for buf, view in bufs_views:
-        assert_only_slice_written(buf, view)
+        assert untouched_outside(buf, view), "the kernel wrote outside its output view"
     if pooled:
         assert relative_l2(pool, ref.sum(dim=(2, 3))) < TOL[dtype]
     return out, ref

@@ -10,8 +10,8 @@ their blocks, Cr over one ``BLOCK_R`` chunk, and every input a view into a NaN-f
 (a NaN that reaches the interpreter's dot is an error here), at SE-ResNet-50's last stage too.
 
 Triton 3.9's interpreter multiplies bf16 operands of ``tl.dot`` as their raw 16-bit patterns;
-the autouse ``bf16_dot`` fixture upcasts them first (bf16 products are exact in fp32, as on
-the GPU's tensor cores), so the bf16 gate runs here too.
+every test here uses the ``bf16_dot`` fixture (conftest.py), which upcasts them first, so the
+bf16 gate runs here too.
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ import inspect
 import random
 import time
 
-import numpy as np
 import pytest
 import torch
 import triton
@@ -27,52 +26,17 @@ import triton
 from fastcnn.backends import torch_ops
 from fastcnn.kernels import squeeze_excite as se
 from tests.helpers import relative_l2
+from tests.kernels.tensors import (
+    DEVICE,
+    LAYOUTS,
+    NAN,
+    NAN_IN_DOT_IS_AN_ERROR,
+    TOL,
+    layout_view,
+    untouched_outside,
+)
 
-TOL = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
-NAN = float("nan")
-DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # else the interpreter
-LAYOUTS = ("nchw", "nhwc", "slice")
-# A NaN reaching the interpreter's dot means a load read poison it should have masked.
-pytestmark = pytest.mark.filterwarnings("error:invalid value encountered in matmul:RuntimeWarning")
-
-
-@pytest.fixture(autouse=True)
-def bf16_dot(monkeypatch):
-    from triton.runtime import interpreter
-
-    if not hasattr(interpreter, "InterpreterBuilder"):
-        return
-    original = interpreter.InterpreterBuilder.create_dot
-
-    def upcast(handle):
-        if handle.dtype.scalar.name != "bf16":  # stored as uint16: the top half of an fp32
-            return handle
-        data = (handle.data.astype(np.uint32) << 16).view(np.float32)
-        return interpreter.TensorHandle(data, interpreter.tl.float32)
-
-    def create_dot(self, a, b, d, *args):
-        return original(self, upcast(a), upcast(b), d, *args)
-
-    monkeypatch.setattr(interpreter.InterpreterBuilder, "create_dot", create_dot)
-
-
-def _view(shape, layout, dtype, gen=None):
-    n, c, h, w = shape
-    fill = (lambda s: torch.randn(s, generator=gen)) if gen is not None else (lambda s: torch.full(s, NAN))
-    if layout == "nchw":
-        buf = fill((n, c, h, w)).to(DEVICE, dtype)
-        return buf, buf
-    if layout == "nhwc":
-        buf = fill((n, h, w, c)).to(DEVICE, dtype)
-        return buf, buf.permute(0, 3, 1, 2)
-    buf = fill((n, h, w, c + 5)).to(DEVICE, dtype)
-    return buf, buf[..., 2:2 + c].permute(0, 3, 1, 2)
-
-
-def _untouched_outside(buf, view):
-    probe = buf.clone()
-    probe.as_strided(view.shape, view.stride(), view.storage_offset()).fill_(NAN)
-    return bool(torch.isnan(probe).all())
+pytestmark = [NAN_IN_DOT_IS_AN_ERROR, pytest.mark.usefixtures("bf16_dot")]
 
 
 def _weights(c, cr, gen, dtype=torch.float32):
@@ -104,20 +68,20 @@ def _gate_out(n, c, dtype, four_d):
 @pytest.mark.parametrize("case", _gate_cases(8, 0), ids=_gate_ids)
 def test_gate_from_x(case):
     gen = torch.Generator().manual_seed(1)
-    _, x = _view(case["shape"], case["layout"], case["dtype"], gen)
+    _, x = layout_view(case["shape"], case["layout"], case["dtype"], gen)
     n, c = case["shape"][:2]
     weights = _weights(c, case["cr"], gen, case["weights_dtype"] or case["dtype"])
     buf, out = _gate_out(n, c, case["dtype"], case["out_4d"])
     se.se_gate_from_x(x, *weights, out)
     assert relative_l2(out, _reference(x, *weights).view(out.shape)) < TOL[case["dtype"]]
-    assert torch.isnan(buf[:, 0]).all() and torch.isnan(buf[:, -1]).all()
+    assert untouched_outside(buf, out)
 
 
 @pytest.mark.parametrize("case", _gate_cases(6, 1), ids=_gate_ids)
 def test_gate_from_sums(case):
     """Sums as a convolution's epilogue leaves them: fp32, (N, C) or (N, C, 1, 1), maybe strided."""
     gen = torch.Generator().manual_seed(2)
-    _, x = _view(case["shape"], case["layout"], case["dtype"], gen)
+    _, x = layout_view(case["shape"], case["layout"], case["dtype"], gen)
     n, c, h, w = case["shape"]
     sums_buf = torch.full((n, c + 3), NAN, device=DEVICE)
     sums = sums_buf[:, :c]
@@ -200,7 +164,7 @@ def _run_gate(path, n, c, cr, hw, dtype, weights_dtype, x_layout="nhwc", seed=0,
     for _ in range(2):
         call()
         assert relative_l2(out, _reference(x, w1, b1, w2, b2).view(n, c)) < STRICT[dtype]
-        assert _untouched_outside(out_buf, out)
+        assert untouched_outside(out_buf, out)
     return call
 
 
@@ -301,17 +265,17 @@ def _scale_cases(count, seed):
 def test_scale(case):
     gen = torch.Generator().manual_seed(5)
     dtype = case["dtype"]
-    _, x = _view(case["shape"], case["layout"], dtype, gen)
+    _, x = layout_view(case["shape"], case["layout"], dtype, gen)
     n, c = case["shape"][:2]
     gate = torch.rand(n, c, generator=gen).to(DEVICE, dtype)
-    residual = _view(case["shape"], case["residual"], dtype, gen)[1] if case["residual"] else None
-    buf, out = _view(case["shape"], case["out_layout"], dtype)
+    residual = layout_view(case["shape"], case["residual"], dtype, gen)[1] if case["residual"] else None
+    buf, out = layout_view(case["shape"], case["out_layout"], dtype)
     se.se_scale(x, gate[:, :, None, None] if case["gate_4d"] else gate, out, residual, post_relu=case["post_relu"])
     ref = torch_ops.se_scale([x.double(), gate.double().view(n, c, 1, 1),
                               None if residual is None else residual.double()],
                              dict(post_activation="relu" if case["post_relu"] else "none"))
     assert relative_l2(out, ref) < TOL[dtype]
-    assert _untouched_outside(buf, out)
+    assert untouched_outside(buf, out)
 
 
 def test_launchers_refuse_bad_arguments():
