@@ -15,7 +15,9 @@ import torch
 
 import fastcnn
 from fastcnn.api import import_source
+from fastcnn.labels import top_classes
 from fastcnn.passes import PIPELINES, PassError, run_pipeline
+from fastcnn.preprocess import decode_image
 from fastcnn.runtime.plan import make_plan
 from fastcnn.zoo import ONE_PER_FAMILY
 from fastcnn.zoo.summary import format_table, layer_table
@@ -137,6 +139,32 @@ def _print_agreement(model: torch.nn.Module | None, batch: torch.Tensor, output:
     print(f"agreement with PyTorch: relative L2 error {rel_l2:.2e}, max abs error {max_abs:.2e}{agree}")
 
 
+def _cmd_classify(args: argparse.Namespace) -> None:
+    """The top classes of each image file; a file that is not an image is reported on stderr and
+    the others are still classified (the exit status then says something failed)."""
+    with _step(f"loading {args.model}"):
+        engine = fastcnn.load(args.model, weights=args.weights, device=args.device, backend=args.backend)
+    failed = 0
+    for start in range(0, len(args.images), CLASSIFY_BATCH):
+        decoded = []
+        for path in args.images[start:start + CLASSIFY_BATCH]:
+            try:
+                decoded.append((path, decode_image(path)))
+            except fastcnn.FastCNNError as exc:
+                print(f"fastcnn: error: {exc}", file=sys.stderr, flush=True)
+                failed += 1
+        if decoded:
+            logits = engine.infer(engine.preprocess([image for _, image in decoded]))
+            for (path, _), predictions in zip(decoded, top_classes(logits, args.top), strict=True):
+                print(f"{path}:", *(f"  {prediction}" for prediction in predictions), sep="\n", flush=True)
+    if failed:
+        raise fastcnn.InputError(f"{failed} of {len(args.images)} files could not be classified (above)")
+
+
+# Images decoded and run per batch: a long list of files never sits in memory at once.
+CLASSIFY_BATCH = 16
+
+
 def _cmd_kernels(args: argparse.Namespace) -> None:
     """Compile every kernel variant the Triton backend picks for the models, for one GPU
     architecture, without a GPU; print registers, spills, shared memory, occupancy, math path."""
@@ -205,6 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the passes to run first (default full; none: the graph as imported)")
     plan.add_argument("--json", metavar="PATH", help="also write the plan to PATH as JSON")
     plan.set_defaults(run=_cmd_plan)
+    classify = commands.add_parser("classify", help="the top classes of image files (ImageNet names for "
+                                                    "1000-class models)")
+    classify.add_argument("model", help="zoo model name (see `fastcnn list`), or a path to an .onnx file")
+    classify.add_argument("images", nargs="+", metavar="IMAGE", help="image files Pillow reads (JPEG, PNG...)")
+    classify.add_argument("--weights", help="zoo models: a state-dict file, or a known weight name such as "
+                                            "'torchvision' (fetched once into the torch hub cache); default: random")
+    classify.add_argument("--top", type=_positive_int, default=5, help="classes per image (default 5)")
+    classify.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    classify.add_argument("--backend", default=None, help="triton, torch, onnxruntime or openvino (default: "
+                                                          "the device's)")
+    classify.set_defaults(run=_cmd_classify)
     kernels = commands.add_parser("kernels", help="compile the Triton kernels a GPU would run for models, "
                                                    "without a GPU; print registers, spills, occupancy")
     kernels.add_argument("models", nargs="*", help="zoo names or .onnx files (default: one per family)")
