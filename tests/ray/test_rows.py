@@ -1,0 +1,53 @@
+"""The per-row batch runner shared by the Ray Data predictor and the Serve deployment, without
+Ray: broken rows cost only their own answer, and top-k is argsort with softmax scores."""
+from __future__ import annotations
+
+import numpy as np
+
+from fastcnn.ray.loading import load_everywhere_alike
+from fastcnn.ray.rows import infer_rows, shape_problem, top_k_columns
+
+
+def test_rows_of_each_shape_run_and_broken_rows_keep_their_error(lenet_engine):
+    good = np.random.default_rng(1).standard_normal((3, 1, 32, 32)).astype(np.float32)
+    inputs = [good[0], None, np.zeros((3, 32, 32), np.float32), good[1], good[2]]
+    logits, errors = infer_rows(lenet_engine, inputs, ["", "not an image", "", "", ""])
+    assert errors[0] == errors[3] == errors[4] == ""
+    assert errors[1] == "not an image"
+    assert errors[2] == "wrong shape: got 3 x 32 x 32, the model takes 1 x 32 x 32"
+    assert np.isnan(logits[[1, 2]]).all()
+    np.testing.assert_allclose(logits[[0, 3, 4]], lenet_engine.infer(good).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_dtype_the_model_refuses_is_each_rows_error(lenet_engine):
+    rows = [np.zeros((1, 32, 32), np.float64)] * 2
+    _, errors = infer_rows(lenet_engine, rows, ["", ""])
+    assert all("float64" in error for error in errors)
+
+
+def test_shape_problem_names_both_shapes(lenet_engine):
+    assert shape_problem(lenet_engine, (1, 32, 32)) == ""
+    assert shape_problem(lenet_engine, (32, 32)) == "wrong shape: got 32 x 32, the model takes 1 x 32 x 32"
+
+
+def test_top_k_is_argsort_with_softmax_scores_and_marks_failed_rows():
+    logits = np.array([[0.0, 2.0, 1.0], [np.nan] * 3], dtype=np.float32)
+    columns = top_k_columns(logits, 2)
+    labels, scores = columns["labels"], columns["scores"]
+    assert "names" not in columns  # named only for ImageNet's 1000 classes
+    assert labels.tolist() == [[1, 2], [-1, -1]]
+    expected = np.exp([2.0, 1.0]) / np.exp([0.0, 2.0, 1.0]).sum()
+    np.testing.assert_allclose(scores[0], expected, rtol=1e-6)
+    assert np.isnan(scores[1]).all()
+
+
+def test_top_k_names_imagenet_classes():
+    logits = np.zeros((1, 1000), dtype=np.float32)
+    logits[0, 1] = 5.0
+    assert top_k_columns(logits, 1)["names"][0][0].startswith("goldfish")
+
+
+def test_a_zoo_name_without_weights_loads_the_same_network_every_time():
+    batch = np.random.default_rng(2).standard_normal((2, 1, 32, 32)).astype(np.float32)
+    first, second = (load_everywhere_alike("lenet5").infer(batch) for _ in range(2))
+    np.testing.assert_array_equal(first.numpy(), second.numpy())
