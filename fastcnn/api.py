@@ -42,8 +42,9 @@ def load(source: Source, device: str | torch.device | None = None, dtype: torch.
         device: ``None`` picks CUDA when torch sees a GPU, else the CPU.
         dtype: compute dtype, a torch dtype or its name (``"float16"``, ``"bf16"``...); ``None``
             keeps the model's (float32); ``"tf32"``: float32 on TF32 tensor cores (Triton backend).
-        backend: ``"triton"``, ``"torch"`` or ``"onnxruntime"``; ``None`` picks
-            :data:`fastcnn.backends.DEFAULT_BACKEND` for the device.
+        backend: ``"triton"``, ``"torch"``, ``"onnxruntime"`` or ``"openvino"``; ``None`` picks
+            the measured default for the device, the dtype and (on the CPU) the zoo model:
+            :mod:`fastcnn.backends.defaults`.
         example_input: required for an ``nn.Module``; ignored otherwise.
         pipeline: the passes to run (``fastcnn.passes.PIPELINES``); ``None`` is the backend's
             own, ``"none"`` runs the graph as imported.
@@ -64,14 +65,15 @@ def load(source: Source, device: str | torch.device | None = None, dtype: torch.
             fastcnn cannot run; both are raised here, never at the first ``infer``.
     """
     device = resolve_device(device)
-    parse_precision(dtype)  # a bad dtype is refused before the slow work
-    backend = choose_backend(backend, device)
+    precision, _ = parse_precision(dtype)  # a bad dtype is refused before the slow work
+    zoo = _zoo_info(source)
+    backend = choose_backend(backend, device, precision, zoo.name if zoo else None)
     check_pass_options(pipeline, backend, disable_passes)
     graph = import_source(source, example_input, weights)
     engine = Engine(graph, backend=backend, device=device, dtype=dtype, pipeline=pipeline,
                     disable_passes=disable_passes, max_batch=max_batch)
     if len(engine.input_specs) == 1:
-        engine.preprocessing = preprocessing_for(_zoo_info(source), engine.input_spec.shape)
+        engine.preprocessing = preprocessing_for(zoo, engine.input_spec.shape)
     return engine
 
 

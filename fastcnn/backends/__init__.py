@@ -12,6 +12,7 @@ from typing import Callable, Protocol
 import torch
 from torch import Tensor
 
+from fastcnn.backends.defaults import DEFAULT_BACKEND, default_backend
 from fastcnn.backends.devices import (
     as_device,
     available_devices,
@@ -77,22 +78,13 @@ _EXTRA_CHECKS: dict[str, Callable[[torch.device], str | None]] = {
 }
 
 
-# The backend picked when none is asked for, by device type; the one table `load`, `Engine`
-# and the CLI read.
-# CPU: ONNX Runtime. bench/test_latency.py on the 2-core development machine (2026-11-23, batch 1
-# and 8, float32; bench/results/2026-11-23-cpu-2core.md) measured it 1.5x to 3.1x faster (median)
-# than the torch backend on every model tried (resnet18, googlenet, squeezenet1_1, densenet121).
-# CUDA: Triton. On an H200 (2026-12-01, float16, bench/results/2026-12-01-h200-triton.md) it was
-# faster than the torch backend at every model and batch measured (resnet50, googlenet,
-# densenet121, squeezenet1_1, vgg16, inception_v3 at batch 1, 8 and 64: 1.7x to 6.6x), and
-# matched float32 eager on those six in float32, float16 and bfloat16.
-DEFAULT_BACKEND = {"cpu": "onnxruntime", "cuda": "triton"}
-
-
-def choose_backend(backend: str | None, device: torch.device | str | None) -> str:
-    """``backend``, or the default for ``device``'s type, checked to run there before any slow work."""
+def choose_backend(backend: str | None, device: torch.device | str | None, dtype: torch.dtype | None = None,
+                   model: str | None = None) -> str:
+    """``backend``, or the measured default for ``device``, ``dtype`` and zoo ``model`` (see
+    :mod:`fastcnn.backends.defaults`), checked to run there before any slow work."""
     device = as_device(device)
-    backend = DEFAULT_BACKEND.get(device.type, "torch") if backend is None else backend
+    if backend is None:
+        backend = default_backend(device, dtype, model, lambda name: available(name, device))
     reason = unavailable_reason(backend, device)
     if reason is not None:
         raise BackendUnavailableError(f"backend {backend!r} on {device} is not available: {reason}. "
@@ -134,5 +126,5 @@ def describe_available() -> str:
     return "; ".join(f"{d} ({', '.join(b) or 'no backend'})" for d, b in usable.items())
 
 
-__all__ = ["BACKENDS", "BACKEND_OPTIONS", "DEFAULT_BACKEND", "choose_backend", "Executor", "OrtExecutor", "TorchExecutor", "available", "create_executor",
-           "describe_available", "unavailable_reason"]
+__all__ = ["BACKENDS", "BACKEND_OPTIONS", "DEFAULT_BACKEND", "Executor", "OrtExecutor", "TorchExecutor", "available",
+           "choose_backend", "create_executor", "describe_available", "unavailable_reason"]

@@ -34,7 +34,8 @@ class Engine:
     Args:
         graph: a verified fastcnn IR graph (``fastcnn.frontend.import_onnx`` makes one).
         backend: a key of ``fastcnn.backends.BACKENDS`` (``"triton"``, ``"torch"``, ``"onnxruntime"``);
-            ``None`` picks ``fastcnn.backends.DEFAULT_BACKEND`` for the device, as ``load`` does.
+            ``None`` picks the measured default for the device and dtype (``load`` also knows
+            the zoo model, which on the CPU may choose another: :mod:`fastcnn.backends.defaults`).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``None`` picks CUDA when present.
         dtype: the floating-point dtype to compute in (a torch dtype or its name); ``None`` keeps
             the graph's. ``"tf32"``: float32 on TF32 tensor cores (Triton backend, about 1e-3).
@@ -54,8 +55,8 @@ class Engine:
                  disable_passes: Sequence[str] = (), max_batch: int | None = None) -> None:
         self.source_graph = graph
         self.device = resolve_device(device)
-        self.backend = backend = choose_backend(backend, self.device)
         self.dtype, tf32 = parse_precision(dtype)
+        self.backend = backend = choose_backend(backend, self.device, self.dtype)
         dtype = self.dtype
         self.pipeline, disabled = check_pass_options(pipeline, backend, disable_passes)
         self.graph = _rewrite(graph, self.pipeline, disabled)
