@@ -16,6 +16,7 @@ import torch
 import fastcnn
 from fastcnn.api import import_source
 from fastcnn.labels import top_classes
+from fastcnn.model_repository import export_model_repository
 from fastcnn.passes import PIPELINES, PassError, run_pipeline
 from fastcnn.preprocess import decode_image
 from fastcnn.runtime.plan import make_plan
@@ -165,6 +166,18 @@ def _cmd_classify(args: argparse.Namespace) -> None:
 CLASSIFY_BATCH = 16
 
 
+def _cmd_export_repo(args: argparse.Namespace) -> None:
+    """A Triton Inference Server model repository: the graph fastcnn gives ONNX Runtime (its
+    onnxruntime pipeline, built on the CPU: the file does not depend on the device) and its config."""
+    is_file = args.model.endswith(".onnx") or Path(args.model).is_file()
+    name = Path(args.model).stem if is_file else fastcnn.model_info(args.model).name
+    with _step(f"loading {args.model}"):
+        engine = fastcnn.load(args.model, weights=args.weights, device="cpu", backend="onnxruntime")
+    model_dir = export_model_repository(engine, args.folder, name, args.max_batch)
+    print(model_dir / "config.pbtxt")
+    print(model_dir / "1" / "model.onnx")
+
+
 def _cmd_kernels(args: argparse.Namespace) -> None:
     """Compile every kernel variant the Triton backend picks for the models, for one GPU
     architecture, without a GPU; print registers, spills, shared memory, occupancy, math path."""
@@ -244,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--backend", default=None, help="triton, torch, onnxruntime or openvino (default: "
                                                           "the device's)")
     classify.set_defaults(run=_cmd_classify)
+    repo = commands.add_parser("export-repo", help="write a model repository for NVIDIA Triton Inference Server "
+                                                   "(DIR/MODEL/config.pbtxt, DIR/MODEL/1/model.onnx)")
+    repo.add_argument("model", help="zoo model name (see `fastcnn list`), or a path to an .onnx file")
+    repo.add_argument("folder", metavar="DIR", help="the repository folder (made if absent)")
+    repo.add_argument("--max-batch", type=_positive_int, default=64, help="the server's max_batch_size (default 64)")
+    repo.add_argument("--weights", help="zoo models: a state-dict file or a known weight name; default: random")
+    repo.set_defaults(run=_cmd_export_repo)
     kernels = commands.add_parser("kernels", help="compile the Triton kernels a GPU would run for models, "
                                                    "without a GPU; print registers, spills, occupancy")
     kernels.add_argument("models", nargs="*", help="zoo names or .onnx files (default: one per family)")
