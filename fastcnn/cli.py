@@ -9,7 +9,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -19,7 +19,7 @@ from fastcnn.labels import top_classes
 from fastcnn.model_repository import export_model_repository
 from fastcnn.passes import PIPELINES, PassError, run_pipeline
 from fastcnn.preprocess import decode_image
-from fastcnn.runtime.plan import make_plan
+from fastcnn.runtime.plan import make_plan, no_torch_ops
 from fastcnn.zoo import ONE_PER_FAMILY
 from fastcnn.zoo.summary import format_table, layer_table
 
@@ -85,12 +85,21 @@ def _cmd_plan(args: argparse.Namespace) -> None:
         except PassError as exc:
             raise fastcnn.UnsupportedModelError(f"{exc}; this is a bug in fastcnn, `--pipeline none` "
                                                 "plans the graph as imported") from exc
-    plan = make_plan(graph, batch=args.batch, name=name)
+    plan = make_plan(graph, batch=args.batch, name=name, torch_ops=_torch_ops(args.pipeline))
     print(f"{plan.name}: pipeline {args.pipeline}, batch {plan.batch}, {plan.dtype}")
     print(plan.format_table())
     if args.json:
         Path(args.json).write_text(json.dumps({"pipeline": args.pipeline, **plan.to_dict()}, indent=1))
         print(f"wrote {args.json}", file=sys.stderr)
+
+
+def _torch_ops(pipeline: str) -> Callable[[Any], str | None]:
+    """For the Triton engine's pipeline, which nodes it runs as torch ops (shown ``torch:<op>``)."""
+    if pipeline not in ("full", "triton"):
+        return no_torch_ops
+    from fastcnn.backends.triton_lowering import torch_reason  # needs triton
+
+    return torch_reason
 
 
 def _random_batch(spec: "fastcnn.runtime.InputSpec", batch: int) -> torch.Tensor:

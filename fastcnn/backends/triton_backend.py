@@ -11,8 +11,10 @@ Built once per engine:
   split-K partials. Every value becomes a strided view into them: an NHWC buffer, a channel
   slice of a concat buffer, a prefix of a DenseNet block, all just strides;
 - each launch of the plan becomes a :class:`~fastcnn.kernels.launch.KernelCall` with its
-  tensors bound, so a run is a loop over prepared calls; on CUDA that loop is captured once
-  per bucket into a CUDA graph and replayed.
+  tensors bound (or, for a node no kernel runs, a
+  :class:`~fastcnn.backends.triton_torch_ops.TorchOpCall`: the torch backend's op on the same
+  views), so a run is a loop over prepared calls; on CUDA that loop is captured once per
+  bucket into a CUDA graph and replayed.
 
 ``warmup(autotune=True)`` (or ``FASTCNN_AUTOTUNE=1``) measures, per bucket, each convolution's
 and GEMM's candidate launches (:mod:`fastcnn.backends.triton_tuning`), records the fastest
@@ -41,14 +43,22 @@ import torch
 from torch import Tensor
 
 from fastcnn.backends.devices import check_torch_device, triton_problem
-from fastcnn.backends.triton_lowering import Lowering, lower_node, pack_weights, unsupported_nodes, workspace_hook
+from fastcnn.backends.triton_lowering import (
+    Lowering,
+    lower_node,
+    pack_weights,
+    torch_reason,
+    unsupported_nodes,
+    workspace_hook,
+)
 from fastcnn.backends.triton_tuning import KernelChoice, kernel_choices, tune_bucket
 from fastcnn.errors import BackendUnavailableError, InputError, UnsupportedModelError
 from fastcnn.ir import Graph, Value
 from fastcnn.ir.cost import is_view
 from fastcnn.kernels.autotune import Decision, Timer, TuneCache, Tuner, autotune_requested, environment
+from fastcnn.kernels.launch import KernelCall
 from fastcnn.runtime.memory import MemoryPlan
-from fastcnn.runtime.plan import make_plan
+from fastcnn.runtime.plan import Plan, make_plan
 
 DTYPES = {None: torch.float32, torch.float32: torch.float32, torch.float16: torch.float16,
           torch.bfloat16: torch.bfloat16}
@@ -141,7 +151,7 @@ class TritonExecutor:
             size = chunk[0].shape[0]
             bucket = self._bucket(next(b for b in buckets(self.max_batch) if b >= size))
             parts.append(self._run_bucket(bucket, chunk, size))
-        return [torch.cat(outs) for outs in zip(*parts)]
+        return [torch.cat(outs) for outs in zip(*parts, strict=True)]
 
     def _run_bucket(self, bucket: _Bucket, inputs: list[Tensor], batch: int) -> list[Tensor]:
         for slot, tensor in zip(bucket.inputs, inputs, strict=True):
@@ -213,9 +223,14 @@ class TritonExecutor:
             rows += kernel_choices(_static(self.graph, size), size, self.lowering, self._decisions)
         return rows
 
+    def plan(self, batch: int = 1) -> Plan:
+        """The launches this executor makes at ``batch`` and their memory: split-K workspace
+        included, and each node run as a torch op shown as ``torch:<op>``."""
+        return make_plan(self.graph, batch, workspace=workspace_hook(self.lowering), torch_ops=torch_reason)
+
     def _prepare(self, size: int) -> _Bucket:
         """Plan the graph at batch ``size``, grow the arena if needed, bind every launch."""
-        plan = make_plan(self.graph, size, workspace=workspace_hook(self.lowering))
+        plan = self.plan(size)
         self._grow(plan.memory)
         calls, views = bind_launches(self.graph, size, plan.memory, self.lowering, self.weights,
                                      self._arena, self._workspace)
@@ -348,10 +363,12 @@ def _multiprocessors(device: torch.device) -> int:
 def kernel_variants(graphs: list[Graph], batches: list[int], dtype: torch.dtype, sm_count: int = 132,
                     allow_tf32: bool = False) -> list:
     """One launch per distinct compiled kernel among the plans of ``graphs`` (rewritten by the
-    ``triton`` pipeline) at each of ``batches``: what a GPU would compile for them."""
+    ``triton`` pipeline) at each of ``batches``: what a GPU would compile for them (a node run
+    as a torch op compiles nothing)."""
     variants: dict[tuple, object] = {}
     for graph in graphs:
         for batch in batches:
             for call in planned_launches(graph, batch, dtype, sm_count, allow_tf32):
-                variants.setdefault(call.variant(), call)
+                if isinstance(call, KernelCall):
+                    variants.setdefault(call.variant(), call)
     return list(variants.values())

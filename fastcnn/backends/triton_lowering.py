@@ -8,7 +8,9 @@ tensors (strided views of the planned arena) and returns its :class:`KernelCall`
 tile choice is made by the kernels' rules from the node's shapes, by the same function for
 the workspace request (:func:`workspace_hook`, read by the memory planner) and the launch,
 unless the autotuner chose otherwise for that node at that batch (:attr:`Lowering.choices`,
-read by both as well): another config, or :data:`TORCH_CONV`.
+read by both as well): another config, or :data:`TORCH_CONV`. A node no kernel runs
+(:func:`torch_reason` says why: ConvTranspose, Where, MaxPool's indices, ...) is lowered to
+the torch backend's op on the same views (:mod:`fastcnn.backends.triton_torch_ops`).
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fastcnn.backends.torch_ops import TORCH_OPS
+from fastcnn.backends.triton_torch_ops import TorchOpCall, torch_op_call
 from fastcnn.ir import Graph, Node, Value
 from fastcnn.ir.cost import accumulated, is_view
 from fastcnn.ir.fused_ops import CONV_BIAS, CONV_RESIDUAL, CONV_SCALE, CONV_SHIFT, POOL_SCALE, POOL_SHIFT, operand
@@ -69,29 +73,44 @@ class Lowering:
         return self.choices.get((node.name, int(node.inputs[0].shape[0]))) if self.choices else None
 
 
-# -- which ops run ----------------------------------------------------------------------------
-def unsupported_nodes(graph: Graph) -> list[tuple[str, str, str]]:
-    """``(op, node, reason)`` for every node the Triton backend cannot run."""
-    problems = []
-    for node in graph.nodes:
-        reason = None if is_view(node) else _refusal(node)
-        if reason is not None:
-            problems.append((node.op, node.name, reason))
-    return problems
+# -- which ops run, and how ----------------------------------------------------------------------
+# Operands a kernel reads as packed constants (weights, biases, per-channel parameters).
+_PACKED = {"conv2d": (1, CONV_BIAS), "fused_conv2d": (1, CONV_BIAS, CONV_SCALE, CONV_SHIFT), "fused_gemm": (1, 2),
+           "se_gate": (1, 2, 3, 4), "fused_pool": (POOL_SCALE, POOL_SHIFT), "batch_norm": (1, 2, 3, 4)}
+_MAX_RANK = 4  # of the elementwise, copy and pooling kernels' tensors
 
 
-def _refusal(node: Node) -> str | None:
+def torch_reason(node: Node) -> str | None:
+    """Why ``node`` runs as its torch op inside the Triton plan, or None when a Triton kernel runs
+    it: an op with no kernel, or a form of one the kernel does not take (issue 8: never a silent
+    fallback of the whole model; `engine.plan` shows each such launch as ``torch:<op>``)."""
     if node.op not in LOWERINGS:
         return "no Triton kernel for this op"
-    if node.op in (*CONV_OPS, "fused_gemm", "se_gate") and not all(v.is_const for v in node.inputs[1:2]):
-        return "its weight is computed at run time"
+    values = [v for v in (*node.inputs, *node.outputs) if v is not None]
+    if not all(v.dtype.startswith(("float", "bfloat")) for v in values):
+        return "the Triton kernels compute on floating-point tensors only"
+    if any(len(v.shape) > _MAX_RANK for v in values):
+        return f"the Triton kernels take tensors of rank {_MAX_RANK} at most"
+    if any(v is not None and not v.is_const for v in (operand(node, i) for i in _PACKED.get(node.op, ()))):
+        return "its weights or parameters are computed at run time"
     if node.op == "softmax" and (len(node.inputs[0].shape) != 2 or node.attrs["axis"] not in (-1, 1)):
-        return "softmax runs along the last axis of a 2-D tensor only"
-    if (node.op == "avg_pool" or node.attrs.get("mode") == "avg") and tuple(node.attrs.get("dilation", (1, 1))) != (1, 1):
+        return "the softmax kernel runs along the last axis of a 2-D tensor only"
+    dilated = tuple(node.attrs.get("dilation", (1, 1))) != (1, 1)
+    if (node.op == "avg_pool" or node.attrs.get("mode") == "avg") and dilated:
         return "no Triton kernel for dilated average pooling"
     if len(node.attrs.get("out_splits", ())) > MAX_OUTPUTS:
         return f"a merged convolution writes at most {MAX_OUTPUTS} outputs"
     return None
+
+
+def runs_as_torch(node: Node) -> bool:
+    return not is_view(node) and torch_reason(node) is not None
+
+
+def unsupported_nodes(graph: Graph) -> list[tuple[str, str, str]]:
+    """``(op, node, reason)`` for every node the Triton backend cannot run: no kernel, no torch op."""
+    return [(node.op, node.name, "no Triton kernel and no torch op for this op") for node in graph.nodes
+            if runs_as_torch(node) and node.op not in TORCH_OPS]
 
 
 # -- tiles, shared by the workspace request and the launch --------------------------------------
@@ -144,6 +163,8 @@ def workspace_hook(lowering: Lowering) -> WorkspaceHook:
     """Split-K partial sums each launch needs, for the memory planner (scratch, not zeroed)."""
 
     def requests(node: Node) -> list[WorkspaceRequest]:
+        if runs_as_torch(node):
+            return []
         if node.op in CONV_OPS:
             config = conv_config(node, lowering)
             if config is not None and config.split_k > 1:
@@ -168,7 +189,9 @@ def pack_weights(graph: Graph, lowering: Lowering) -> Packed:
     """Every node's constants as its kernel reads them, keyed by node name, then by role."""
     packed: Packed = {}
     for node in graph.nodes:
-        if not is_view(node) and node.op in PACKERS:
+        if runs_as_torch(node):
+            packed[node.name] = _pack_torch_op(node, lowering)
+        elif not is_view(node) and node.op in PACKERS:
             packed[node.name] = PACKERS[node.op](node, lowering)
     return packed
 
@@ -231,6 +254,18 @@ def _pack_constants(node: Node, lowering: Lowering) -> dict[str, Tensor]:
             if v is not None and v.is_const}
 
 
+def _pack_torch_op(node: Node, lowering: Lowering) -> dict[str, Tensor]:
+    """Constant operands of a node run as a torch op: floats in the run dtype, the rest (a
+    bool condition, int64) as they are, as the torch backend casts them."""
+    packed = {}
+    for i, value in enumerate(node.inputs):
+        if value is not None and value.is_const:
+            tensor = torch.from_numpy(np.array(value.const))
+            dtype = lowering.dtype if tensor.is_floating_point() else tensor.dtype
+            packed[f"in{i}"] = tensor.to(device=lowering.device, dtype=dtype)
+    return packed
+
+
 PACKERS: dict[str, Callable[[Node, Lowering], dict[str, Tensor]]] = {
     "conv2d": _pack_conv, "fused_conv2d": _pack_conv, "fused_gemm": _pack_gemm, "fused_pool": _pack_pool,
     "se_gate": _pack_se_gate, "batch_norm": _pack_batch_norm,
@@ -248,8 +283,10 @@ class Bound:
     packed: dict[str, Tensor]
     lowering: Lowering
 
-    def input(self, index: int) -> Tensor:
+    def input(self, index: int) -> Tensor | None:
         value = self.node.inputs[index]
+        if value is None:
+            return None
         if value.is_const:
             return self.packed[f"in{index}"]
         return self.views.tensor(value)
@@ -264,9 +301,20 @@ class Bound:
 Lower = Callable[[Bound], list[KernelCall]]
 
 
-def lower_node(node: Node, views: Any, packed: Packed, lowering: Lowering) -> list[KernelCall]:
+def lower_node(node: Node, views: Any, packed: Packed, lowering: Lowering) -> list[KernelCall | TorchOpCall]:
     """The launches of ``node`` (of a specialized graph) with its tensors bound."""
-    return LOWERINGS[node.op](Bound(node, views, packed.get(node.name, {}), lowering))
+    bound = Bound(node, views, packed.get(node.name, {}), lowering)
+    reason = torch_reason(node)
+    return [_torch_op(bound, reason)] if reason is not None else LOWERINGS[node.op](bound)
+
+
+def _torch_op(b: Bound, reason: str) -> TorchOpCall:
+    """The node run by the torch backend's op on its views; a pooled output the plan keeps as
+    a sum (for a squeeze-excite gate) is stored as the mean times the count it stands for."""
+    node, summed = b.node, {id(v) for v in accumulated(b.node)}
+    sums = [int(np.prod(node.outputs[0].shape[2:])) if id(v) in summed else None for v in node.outputs]
+    return torch_op_call(node.op, [b.input(i) for i in range(len(node.inputs))], node.attrs,
+                         [b.output(i) for i in range(len(node.outputs))], sums, reason)
 
 
 def _epilogue(attrs: dict[str, Any]) -> dict[str, Any]:

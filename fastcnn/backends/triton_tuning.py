@@ -33,6 +33,7 @@ from fastcnn.backends.triton_lowering import (
     conv_config,
     gemm_config,
     lower_node,
+    torch_reason,
     uses_direct,
     workspace_hook,
 )
@@ -54,7 +55,9 @@ MAX_CANDIDATES = 12  # the rule's and torch's included
 
 
 def tunable(node: Node) -> bool:
-    """Whether the tuner has a choice to make for ``node``."""
+    """Whether the tuner has a choice to make for ``node`` (none for a node run as a torch op)."""
+    if torch_reason(node) is not None:
+        return False
     return (node.op in CONV_OPS and not uses_direct(node)) or node.op == "fused_gemm"
 
 
@@ -270,6 +273,10 @@ def kernel_choices(graph: Graph, batch: int, lowering: Lowering,
     rows = []
     for node in graph.nodes:
         if is_view(node) or (node.op not in CONV_OPS and node.op != "fused_gemm"):
+            continue
+        torch_op = torch_reason(node)
+        if torch_op is not None:
+            rows.append(KernelChoice(batch, node.name, node.op, f"torch:{node.op}", torch_op))
             continue
         if node.op == "fused_gemm":
             value: Any = gemm_config(node, lowering)

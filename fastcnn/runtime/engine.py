@@ -145,8 +145,11 @@ class Engine:
     @property
     def plan(self) -> "Plan":
         """The launches this engine's graph makes for a batch of one, with the memory plan
-        (:func:`fastcnn.runtime.plan.make_plan` gives other batch sizes)."""
-        return make_plan(self.graph, batch=1)
+        (:func:`fastcnn.runtime.plan.make_plan` gives other batch sizes). A backend with a plan
+        of its own gives that: the Triton backend's shows each node it runs as a torch op as
+        ``torch:<op>``, and its split-K workspace."""
+        own = getattr(self._executor, "plan", None)
+        return own(1) if own is not None else make_plan(self.graph, batch=1)
 
     def _require_single(self, what: str) -> None:
         if len(self.input_specs) != 1 or len(self.graph.outputs) != 1:

@@ -5,12 +5,14 @@ that is not a view (reshape, flatten, identity, dropout and concats already laid
 buffer run no kernel): what it computes, the ONNX nodes it covers, where its operands live
 (from :func:`fastcnn.runtime.memory.plan_memory`), its FLOPs and the bytes it must move at
 least (:mod:`fastcnn.ir.cost`). A zeroed workspace adds one memset launch at the start of
-each run. `fastcnn plan MODEL` prints :meth:`Plan.format_table`.
+each run. A backend that runs some nodes as torch ops inside its plan (the Triton backend, for
+ops it has no kernel for) says which through a hook, and those launches read ``torch:<op>``.
+`fastcnn plan MODEL` prints :meth:`Plan.format_table`.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 from fastcnn.errors import InputError
 from fastcnn.ir import Graph, Node, Value, dims
@@ -20,6 +22,13 @@ from fastcnn.runtime.memory import ACCUMULATOR_ITEMSIZE, MemoryPlan, WorkspaceHo
 
 # Symbolic input dims bound to the batch size; any other symbol makes the plan refuse.
 BATCH_SYMBOLS = frozenset({"n", "b", "batch", "batch_size", "batchsize", "bs"})
+
+# node -> why a backend runs it as a torch op inside its plan, or None (it runs a kernel).
+TorchOpHook = Callable[[Node], "str | None"]
+
+
+def no_torch_ops(node: Node) -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -56,8 +65,10 @@ class Operand:
 
 @dataclass(frozen=True)
 class Launch:
-    """One kernel launch. ``op`` describes it (``fused_conv2d[relu+res+relu]``), ``kind`` is
-    the IR op; ``step`` is its step in the memory plan (None for the workspace memset)."""
+    """One kernel launch. ``op`` describes it (``fused_conv2d[relu+res+relu]``, or
+    ``torch:conv_transpose2d`` for a node run as a torch op), ``kind`` is the IR op; ``step`` is
+    its step in the memory plan (None for the workspace memset); ``torch_op`` says why the node
+    runs as a torch op (None: a kernel runs it)."""
 
     index: int
     op: str
@@ -69,12 +80,16 @@ class Launch:
     flops: int
     bytes: int
     step: int | None
+    torch_op: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "op": self.op, "kind": self.kind, "node": self.node,
-                "sources": list(self.sources), "inputs": [o.to_dict() for o in self.inputs],
-                "outputs": [o.to_dict() for o in self.outputs], "flops": self.flops, "bytes": self.bytes,
-                "step": -1 if self.step is None else self.step}
+        out = {"index": self.index, "op": self.op, "kind": self.kind, "node": self.node,
+               "sources": list(self.sources), "inputs": [o.to_dict() for o in self.inputs],
+               "outputs": [o.to_dict() for o in self.outputs], "flops": self.flops, "bytes": self.bytes,
+               "step": -1 if self.step is None else self.step}
+        if self.torch_op is not None:
+            out["torch_op"] = self.torch_op
+        return out
 
 
 @dataclass(frozen=True)
@@ -112,13 +127,14 @@ class Plan:
 
 
 def make_plan(graph: Graph, batch: int = 1, *, name: str | None = None,
-              workspace: WorkspaceHook = no_workspace) -> Plan:
+              workspace: WorkspaceHook = no_workspace, torch_ops: TorchOpHook = no_torch_ops) -> Plan:
     """The plan of ``graph`` (already rewritten by the passes it will run with) at ``batch``.
 
     Args:
         name: the model's name for the report (default: the graph's).
         workspace: what each launch needs besides its outputs (a backend's hook, see
             :mod:`fastcnn.runtime.memory`).
+        torch_ops: which nodes the backend runs as torch ops, and why (a backend's hook).
     Raises:
         InputError: ``batch`` below 1, a graph input with a symbolic dim that is not a batch,
             or a graph whose fixed batch is not ``batch``.
@@ -132,7 +148,7 @@ def make_plan(graph: Graph, batch: int = 1, *, name: str | None = None,
         launches.append(Launch(0, "memset", "memset", "", (), (), (area,), 0, memory.workspace_bytes, None))
     inputs = frozenset(v.name for v in static.inputs)
     for step, node in enumerate(n for n in static.nodes if not is_view(n)):
-        launches.append(_launch(len(launches), step, node, memory, inputs))
+        launches.append(_launch(len(launches), step, node, memory, inputs, torch_ops(node)))
     totals = Totals(len(launches), sum(x.flops for x in launches), sum(x.bytes for x in launches),
                     memory.peak_bytes, memory.naive_bytes, memory.lower_bound_bytes)
     return Plan(name or graph.name, batch, _dtype(static), tuple(launches), memory, totals)
@@ -165,12 +181,14 @@ def _dtype(graph: Graph) -> str:
 
 
 # -- rows -----------------------------------------------------------------------------------
-def _launch(index: int, step: int, node: Node, memory: MemoryPlan, inputs: frozenset[str]) -> Launch:
+def _launch(index: int, step: int, node: Node, memory: MemoryPlan, inputs: frozenset[str],
+            torch_op: str | None) -> Launch:
     reads = {id(v): v for v in node.inputs if v is not None and not v.is_const}.values()
-    return Launch(index, describe(node), node.op, node.name, node.sources or (node.name,),
+    op = describe(node) if torch_op is None else f"torch:{describe(node)}"
+    return Launch(index, op, node.op, node.name, node.sources or (node.name,),
                   tuple(_operand(v, memory, inputs) for v in reads),
                   tuple(_operand(v, memory, inputs) for v in node.outputs),
-                  node_flops(node), node_bytes(node), step)
+                  node_flops(node), node_bytes(node), step, torch_op)
 
 
 def _operand(value: Value, memory: MemoryPlan, inputs: frozenset[str]) -> Operand:
