@@ -71,3 +71,17 @@ def test_ir_modules_form_no_cycle():
 
     for module in graph:
         visit(module, [])
+
+
+TOP = ("fastcnn.api", "fastcnn.cli", "fastcnn.preprocess", "fastcnn.labels", "fastcnn.model_repository",
+       "fastcnn.ray", "fastcnn.benchmark")
+
+
+@pytest.mark.parametrize("package", ["fastcnn.zoo", "fastcnn.export", "fastcnn.ir", "fastcnn.frontend",
+                                     "fastcnn.passes", "fastcnn.kernels", "fastcnn.backends", "fastcnn.runtime"])
+def test_the_pipeline_never_imports_what_sits_on_top_of_it(package):
+    """Images, labels, deployment, the benchmark and the command line build on the engine, never
+    the other way round."""
+    for module, imports in MODULES.items():
+        if _in(module, package):
+            assert not any(_in(i, *TOP) for i in imports), f"{module} imports {sorted(imports)}"
