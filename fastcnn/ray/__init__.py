@@ -13,6 +13,7 @@ from fastcnn.ray._require import require_ray
 
 require_ray()
 
-from fastcnn.ray.predictor import Predictor  # noqa: E402  (after the check, for its message)
+from fastcnn.ray.pipeline import classify  # noqa: E402  (after the check, for its message)
+from fastcnn.ray.predictor import Predictor  # noqa: E402
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "classify"]

@@ -14,23 +14,23 @@ import numpy as np
 import ray
 
 from fastcnn.errors import InputError
+from fastcnn.ray.images import ERROR, batch_inputs
 from fastcnn.ray.loading import load_everywhere_alike
 from fastcnn.ray.rows import infer_rows, top_k_columns
 
-ID = "id"
-INPUT = "input"
-ERROR = "error"
-
 
 class Predictor:
-    """``dataset.map_batches(Predictor, fn_constructor_kwargs={"model": "resnet50"}, concurrency=2)``.
+    """``dataset.map_batches(Predictor, fn_constructor_kwargs={"model": "resnet50"},
+    compute=ray.data.ActorPoolStrategy(size=2))``: one engine per actor, every row answered.
 
-    Each batch must have an ``id`` column (kept as it is, so every answer can be joined back to
-    its row) and an ``input`` column of C x H x W float arrays (what ``engine.preprocess`` makes;
-    :func:`fastcnn.ray.decode.decode_images` makes it from files). An ``error`` column, when
-    present, marks rows that failed upstream: they are not run and keep their message.
+    Each batch must have an id column (``id_column``, kept as it is, so that every answer can be
+    joined back to its row: a stable key such as the file's path) and one of: ``bytes``, encoded
+    image files (``ray.data.read_binary_files``), decoded and preprocessed here; ``image``, uint8
+    H x W x C arrays (``ray.data.read_images``), preprocessed here; or ``input``, C x H x W float
+    arrays already preprocessed. An ``error`` column, when present, marks rows that failed
+    upstream: they are not run and keep their message.
 
-    Returns the columns ``id``, ``error`` ("" where the row ran) and either ``logits``
+    Returns the id column, ``error`` ("" where the row ran) and either ``logits``
     (``top_k=None``) or ``labels`` and ``scores``: the ``top_k`` likeliest classes and their
     softmax probabilities (and ``names`` for ImageNet's 1000 classes). A failed row has NaN
     logits and scores and label -1.
@@ -39,24 +39,28 @@ class Predictor:
         model: what ``fastcnn.load`` takes (a zoo name, an ``.onnx`` path); it is loaded in
             each actor, so it must be reachable there (a zoo name, or a path on shared storage).
             A zoo name without ``weights=`` has the same random weights (seed 0) in every actor.
+        top_k: ``None`` for logits, else how many classes per row.
+        id_column: the column that identifies each row.
         device: ``None``: CUDA when Ray assigned this actor a GPU, else the CPU.
         load_options: passed to ``fastcnn.load`` (``backend``, ``dtype``, ``weights``...).
     """
 
-    def __init__(self, model: Any, top_k: int | None = None, device: str | None = None, **load_options: Any) -> None:
+    def __init__(self, model: Any, top_k: int | None = None, id_column: str = "id", device: str | None = None,
+                 **load_options: Any) -> None:
         if top_k is not None and top_k < 1:
             raise InputError(f"top_k must be at least 1, got {top_k}")
         self.top_k = top_k
+        self.id_column = id_column
         self.engine = load_everywhere_alike(model, device=device or assigned_device(), **load_options)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        for column in (ID, INPUT):
-            if column not in batch:
-                raise InputError(f"fastcnn.ray.Predictor needs an {column!r} column; the batch has {sorted(batch)}")
-        inputs = list(batch[INPUT])
-        upstream = batch.get(ERROR, [""] * len(inputs))
-        logits, errors = infer_rows(self.engine, inputs, upstream)
-        return {ID: batch[ID], ERROR: np.array(errors, dtype=object), **self._answers(logits)}
+        if self.id_column not in batch:
+            raise InputError(f"fastcnn.ray.Predictor needs an id column {self.id_column!r} to keep each answer "
+                             f"with its row; the batch has {sorted(batch)}")
+        ids = batch[self.id_column]
+        inputs, errors = batch_inputs(self.engine, batch, ids)
+        logits, errors = infer_rows(self.engine, inputs, errors)
+        return {self.id_column: ids, ERROR: np.array(errors, dtype=object), **self._answers(logits)}
 
     def _answers(self, logits: np.ndarray) -> dict[str, np.ndarray]:
         if self.top_k is None:

@@ -32,6 +32,7 @@ def _run(dataset, predictor=Predictor, actors=2, **kwargs) -> list[dict]:
     return sorted(rows, key=lambda row: row["id"])
 
 
+@pytest.mark.slow  # the files-in test (test_classify.py) checks the same on 240 images in CI
 def test_logits_equal_engine_infer(local_ray, lenet_file, lenet_engine, inputs):
     rows = _run(_dataset(inputs), model=str(lenet_file))
     assert [row["id"] for row in rows] == [f"row-{i:03d}" for i in range(ROWS)]
