@@ -111,6 +111,11 @@ class TritonExecutor:
                                  interpreted=self.device.type == "cpu")
         self.weights = pack_weights(self.graph, self.lowering)
         self.max_batch = max_batch
+        # Inputs whose first dim is the batch (padded to the bucket, split past max_batch); any
+        # other (a convolution's weight fed at run time) is copied whole into every bucket.
+        self._batched = [bool(v.shape) and isinstance(v.shape[0], str) for v in self.graph.inputs]
+        if not any(self._batched):  # a graph of fixed sizes: its first input's dim 0 is the batch
+            self._batched = [i == 0 for i in range(len(self.graph.inputs))]
         self._buckets: dict[int, _Bucket] = {}
         self._arena = torch.empty(0, dtype=torch.uint8, device=self.device)
         self._workspace = torch.empty(0, dtype=torch.uint8, device=self.device)
@@ -125,7 +130,8 @@ class TritonExecutor:
             raise InputError(f"the triton backend does not run empty tensors (an input of shape "
                              f"{tuple(empty.shape)}, 0 elements); an empty batch (N=0) runs on the torch "
                              "and onnxruntime backends")
-        batch = inputs[0].shape[0] if inputs and inputs[0].dim() else 1
+        batched = [t for t, has in zip(inputs, self._batched, strict=True) if has] or inputs
+        batch = batched[0].shape[0] if batched and batched[0].dim() else 1
         with self._lock, torch.inference_mode():
             if batch > self.max_batch:
                 return self._run_in_parts(inputs, batch)
@@ -147,14 +153,18 @@ class TritonExecutor:
     def _run_in_parts(self, inputs: list[Tensor], batch: int) -> list[Tensor]:
         parts = []
         for start in range(0, batch, self.max_batch):
-            chunk = [t[start:start + self.max_batch] for t in inputs]
-            size = chunk[0].shape[0]
+            chunk = [t[start:start + self.max_batch] if has else t
+                     for t, has in zip(inputs, self._batched, strict=True)]
+            size = min(self.max_batch, batch - start)
             bucket = self._bucket(next(b for b in buckets(self.max_batch) if b >= size))
             parts.append(self._run_bucket(bucket, chunk, size))
         return [torch.cat(outs) for outs in zip(*parts, strict=True)]
 
     def _run_bucket(self, bucket: _Bucket, inputs: list[Tensor], batch: int) -> list[Tensor]:
-        for slot, tensor in zip(bucket.inputs, inputs, strict=True):
+        for slot, tensor, has_batch in zip(bucket.inputs, inputs, self._batched, strict=True):
+            if not has_batch:  # a weight fed at run time: the same in every bucket
+                slot.copy_(tensor.to(device=self.device, dtype=slot.dtype))
+                continue
             slot[:batch].copy_(tensor.to(device=self.device, dtype=slot.dtype))
             if batch < bucket.batch:
                 slot[batch:].zero_()

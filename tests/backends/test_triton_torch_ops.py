@@ -37,7 +37,7 @@ class _Onnx:
     """A small ONNX graph built node by node, with seeded random weights."""
 
     def __init__(self, channels: int = 3, size: int = 8, opset: int = 17) -> None:
-        self.nodes, self.weights, self.outputs, self.opset = [], [], [], opset
+        self.nodes, self.weights, self.outputs, self.opset, self.inputs = [], [], [], opset, []
         self.rng = np.random.default_rng(0)
         self.input = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels, size, size])
 
@@ -61,7 +61,7 @@ class _Onnx:
         self.outputs.append(helper.make_tensor_value_info(name, dtype, ["N", *shape]))
 
     def save(self, path) -> str:
-        graph = helper.make_graph(self.nodes, "torch_ops", [self.input], self.outputs, self.weights)
+        graph = helper.make_graph(self.nodes, "torch_ops", [self.input, *self.inputs], self.outputs, self.weights)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
         onnx.checker.check_model(model, full_check=True)
         onnx.save(model, str(path))
@@ -168,6 +168,39 @@ def test_torch_ops_in_the_triton_plan_match_the_torch_backend(case, tmp_path):
     launches = triton.plan.launches
     assert {launch.op for launch in launches if launch.torch_op} == torch_ops
     assert any(launch.torch_op is None and launch.kind in ("conv2d", "fused_conv2d") for launch in launches)
+
+
+def _squeeze_excite_on_a_runtime_weight(tmp_path) -> str:
+    """A convolution whose weight is a graph input, feeding a squeeze-excite block: it runs as a
+    torch op, and fuse_se_pooling still makes it sum its output for the gate (a float32 sum
+    the torch op stores as its mean times H*W, read by the Triton gate kernel)."""
+    g = _Onnx()
+    g.inputs = [helper.make_tensor_value_info("w", TensorProto.FLOAT, [8, 3, 3, 3])]
+    (a,) = g.node("Conv", ["x", "w"], pads=[1, 1, 1, 1])
+    (pooled,) = g.node("GlobalAveragePool", [a])
+    hidden = g.conv(pooled, 8, 4, k=1)
+    (gate,) = g.node("Sigmoid", [g.conv(hidden, 4, 8, k=1, relu=False)])
+    (y,) = g.node("Mul", [a, gate])
+    g.output(g.conv(y, 8, 4), (4, 8, 8))
+    return g.save(tmp_path / "se_runtime_weight.onnx")
+
+
+def test_a_runtime_weight_convolution_feeding_a_squeeze_excite_gate(tmp_path):
+    path = _squeeze_excite_on_a_runtime_weight(tmp_path)
+    graph = import_source(path)
+    reference = fastcnn.Engine(graph, backend="torch", device="cpu")
+    triton = fastcnn.Engine(graph, backend="triton", device=DEVICE, max_batch=4)
+    generator = torch.Generator().manual_seed(2)
+    w = torch.randn(8, 3, 3, 3, generator=generator) / 3
+    for batch in (3, 5):  # a padded bucket, then two parts (4 + 1) sharing the one weight
+        x = torch.randn(batch, 3, 8, 8, generator=generator)
+        executor = triton._executor
+        executor._bucket(4)
+        executor._arena.fill_(0xFF)
+        (got,) = triton.run([x.to(DEVICE), w.to(DEVICE)])
+        assert relative_l2(got.cpu(), reference.run([x, w])[0]) < TOLERANCE
+    ops = [launch.op for launch in triton.plan.launches]
+    assert "torch:fused_conv2d[pool]" in ops and "se_gate" in ops
 
 
 def test_a_torch_op_reads_and_writes_nhwc_buffers(tmp_path):
