@@ -187,6 +187,16 @@ def _cmd_export_repo(args: argparse.Namespace) -> None:
     print(model_dir / "1" / "model.onnx")
 
 
+def _cmd_serve(args: argparse.Namespace) -> None:
+    """One model over HTTP on Ray Serve, requests batched, until Ctrl-C (fastcnn.ray.server)."""
+    from fastcnn.ray.server import run_server  # imports Ray (fastcnn[ray]): only this command pays for it
+
+    load_options = {key: value for key, value in (("weights", args.weights), ("backend", args.backend)) if value}
+    run_server(args.model, host=args.host, port=args.port, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
+               max_body_bytes=args.max_body_mb * 2**20, replicas=args.replicas, gpus_per_replica=args.gpus_per_replica,
+               **load_options)
+
+
 def _cmd_kernels(args: argparse.Namespace) -> None:
     """Compile every kernel variant the Triton backend picks for the models, for one GPU
     architecture, without a GPU; print registers, spills, shared memory, occupancy, math path."""
@@ -273,6 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
     repo.add_argument("--max-batch", type=_positive_int, default=64, help="the server's max_batch_size (default 64)")
     repo.add_argument("--weights", help="zoo models: a state-dict file or a known weight name; default: random")
     repo.set_defaults(run=_cmd_export_repo)
+    serve = commands.add_parser("serve", help="serve a model over HTTP on Ray Serve with dynamic batching "
+                                              "(POST /predict, GET /healthz, GET /metrics; needs fastcnn[ray])")
+    serve.add_argument("model", help="zoo model name (see `fastcnn list`), or a path to an .onnx file")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
+    serve.add_argument("--port", type=_positive_int, default=8000, help="default 8000")
+    serve.add_argument("--max-batch", type=_positive_int, default=8, help="most requests per engine call (default 8)")
+    serve.add_argument("--batch-wait-ms", type=float, default=10.0,
+                       help="how long a batch waits for more requests before it runs (default 10)")
+    serve.add_argument("--weights", help="zoo models: a state-dict file or a known weight name; default: random")
+    serve.add_argument("--backend", default=None, help="triton, torch, onnxruntime or openvino (default: the device's)")
+    serve.add_argument("--replicas", type=_positive_int, default=1, help="copies of the model (default 1)")
+    serve.add_argument("--gpus-per-replica", type=float, default=0, help="GPUs per replica (default 0: the CPU)")
+    serve.add_argument("--max-body-mb", type=_positive_int, default=20, help="largest request body (default 20 MiB)")
+    serve.set_defaults(run=_cmd_serve)
     kernels = commands.add_parser("kernels", help="compile the Triton kernels a GPU would run for models, "
                                                    "without a GPU; print registers, spills, occupancy")
     kernels.add_argument("models", nargs="*", help="zoo names or .onnx files (default: one per family)")

@@ -103,3 +103,26 @@ def server_app(model: Any, max_batch: int = 8, batch_wait_ms: float = 10.0, max_
     deployment = ModelServer.options(num_replicas=replicas, max_ongoing_requests=4 * max_batch,
                                      ray_actor_options={"num_gpus": gpus_per_replica})
     return deployment.bind(model, max_batch, batch_wait_ms, max_body_bytes, load_options)
+
+
+def run_server(model: Any, host: str = "127.0.0.1", port: int = 8000, **app_options: Any) -> None:
+    """Deploy :func:`server_app` at ``http://host:port`` and answer until Ctrl-C.
+
+    ``ray.init()`` joins the Ray cluster of this machine when there is one (``ray start
+    --head``, or ``RAY_ADDRESS``), so replicas then spread over its nodes; otherwise it starts a
+    local Ray instance, which stops with the server.
+    """
+    import ray
+
+    ray.init(ignore_reinit_error=True)
+    serve.start(http_options={"host": host, "port": port})
+    try:
+        serve.run(server_app(model, **app_options), route_prefix="/")
+        print(f"serving {model} at http://{host}:{port}: POST /predict, GET /healthz, GET /metrics; Ctrl-C stops",
+              flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:  # Ctrl-C, also while the replicas are still starting
+        pass
+    finally:
+        serve.shutdown()
