@@ -60,7 +60,8 @@ def top_k_columns(logits: np.ndarray, k: int) -> dict[str, np.ndarray]:
     k = min(k, logits.shape[1])
     labels = np.full((len(logits), k), -1, dtype=np.int64)
     scores = np.full((len(logits), k), np.nan, dtype=np.float32)
-    names = np.array([[""] * k for _ in range(len(logits))], dtype=object)
+    names = np.empty(len(logits), dtype=object)  # 1-D, of lists: Arrow's list<string>, not pickled objects
+    names[:] = [[""] * k for _ in range(len(logits))]
     ran = np.flatnonzero(~np.isnan(logits).any(axis=1))
     for row, predictions in zip(ran, top_classes(torch.from_numpy(logits[ran]), k) if len(ran) else [], strict=True):
         labels[row] = [p.index for p in predictions]

@@ -3,6 +3,7 @@ Ray: broken rows cost only their own answer, and top-k is argsort with softmax s
 from __future__ import annotations
 
 import numpy as np
+import pyarrow
 
 from fastcnn.ray.loading import load_everywhere_alike
 from fastcnn.ray.rows import infer_rows, shape_problem, top_k_columns
@@ -44,7 +45,10 @@ def test_top_k_is_argsort_with_softmax_scores_and_marks_failed_rows():
 def test_top_k_names_imagenet_classes():
     logits = np.zeros((1, 1000), dtype=np.float32)
     logits[0, 1] = 5.0
-    assert top_k_columns(logits, 1)["names"][0][0].startswith("goldfish")
+    names = top_k_columns(logits, 1)["names"]
+    assert names[0][0].startswith("goldfish")
+    # one list per row, so that Arrow (Parquet) stores list<string>, not pickled objects it refuses to read
+    assert str(pyarrow.array(list(names)).type) == "list<item: string>"
 
 
 def test_a_zoo_name_without_weights_loads_the_same_network_every_time():
