@@ -19,6 +19,7 @@ HTTP API (all answers JSON but ``/metrics``):
 # No `from __future__ import annotations` here: FastAPI reads the route methods' annotations
 # (``request: Request``) at run time, and Serve's ingress wrapper hides the module they name.
 import asyncio
+import signal
 import time
 from typing import Any
 
@@ -106,7 +107,7 @@ def server_app(model: Any, max_batch: int = 8, batch_wait_ms: float = 10.0, max_
 
 
 def run_server(model: Any, host: str = "127.0.0.1", port: int = 8000, **app_options: Any) -> None:
-    """Deploy :func:`server_app` at ``http://host:port`` and answer until Ctrl-C.
+    """Deploy :func:`server_app` at ``http://host:port`` and answer until Ctrl-C or SIGTERM.
 
     ``ray.init()`` joins the Ray cluster of this machine when there is one (``ray start
     --head``, or ``RAY_ADDRESS``), so replicas then spread over its nodes; otherwise it starts a
@@ -115,6 +116,7 @@ def run_server(model: Any, host: str = "127.0.0.1", port: int = 8000, **app_opti
     import ray
 
     ray.init(ignore_reinit_error=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # docker stop, systemd, kill: the same clean stop as Ctrl-C
     serve.start(http_options={"host": host, "port": port})
     try:
         serve.run(server_app(model, **app_options), route_prefix="/")
@@ -126,3 +128,7 @@ def run_server(model: Any, host: str = "127.0.0.1", port: int = 8000, **app_opti
         pass
     finally:
         serve.shutdown()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt

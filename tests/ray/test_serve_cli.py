@@ -23,7 +23,8 @@ def test_serve_options():
 
 
 @pytest.mark.slow
-def test_the_command_serves_until_interrupted(lenet_file, lenet_engine):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_the_command_serves_until_stopped(lenet_file, lenet_engine, stop):
     port = _free_port()
     command = [sys.executable, "-m", "fastcnn", "serve", str(lenet_file), "--port", str(port), "--max-batch", "4"]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -37,6 +38,6 @@ def test_the_command_serves_until_interrupted(lenet_file, lenet_engine):
         with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
             assert b"fastcnn_batch_size_count 1" in response.read()
     finally:
-        server.send_signal(signal.SIGINT)
+        server.send_signal(stop)
         output, _ = server.communicate(timeout=60)
     assert server.returncode == 0, output
