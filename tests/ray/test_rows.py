@@ -2,9 +2,13 @@
 Ray: broken rows cost only their own answer, and top-k is argsort with softmax scores."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pyarrow
+from PIL import Image
 
+from fastcnn.ray.images import batch_inputs
 from fastcnn.ray.loading import load_everywhere_alike
 from fastcnn.ray.rows import infer_rows, shape_problem, top_k_columns
 
@@ -55,3 +59,31 @@ def test_a_zoo_name_without_weights_loads_the_same_network_every_time():
     batch = np.random.default_rng(2).standard_normal((2, 1, 32, 32)).astype(np.float32)
     first, second = (load_everywhere_alike("lenet5").infer(batch) for _ in range(2))
     np.testing.assert_array_equal(first.numpy(), second.numpy())
+
+
+def _objects(arrays: list) -> np.ndarray:
+    """A 1-D object array of arrays, as Ray hands over a column of differently typed images."""
+    column = np.empty(len(arrays), dtype=object)
+    for index, array in enumerate(arrays):
+        column[index] = array
+    return column
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_image_and_file_columns_are_preprocessed_per_row_and_failures_name_the_row(lenet_engine):
+    pixels = np.random.default_rng(4).integers(0, 256, (2, 40, 36), dtype=np.uint8)
+    expected = lenet_engine.preprocess(list(pixels)).numpy()
+    ids = np.array(["a.png", "b.png", "c.png"], dtype=object)
+    files = {"bytes": np.array([_png(pixels[0]), b"junk", _png(pixels[1])], dtype=object)}
+    inputs, errors = batch_inputs(lenet_engine, files, ids)
+    assert errors[0] == errors[2] == "" and errors[1].startswith("b.png: ") and "not an image" in errors[1]
+    np.testing.assert_allclose(np.stack([inputs[0], inputs[2]]), expected, atol=1e-6)
+    images = {"image": _objects([pixels[0], pixels[1].astype(np.float32), pixels[1]])}
+    inputs, errors = batch_inputs(lenet_engine, images, ids)
+    assert errors[0] == errors[2] == "" and "b.png: " in errors[1] and "uint8" in errors[1]
+    np.testing.assert_allclose(np.stack([inputs[0], inputs[2]]), expected, atol=1e-6)
