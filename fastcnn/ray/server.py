@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 import numpy as np
+import ray
 import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -70,7 +71,8 @@ class ModelServer:
         start = time.perf_counter()
         try:
             body = await read_body(request.headers, request.stream(), self.max_body_bytes)
-            row = body_to_input(self.engine, body, request.headers.get("content-type", ""))
+            # decoding a large image takes a while: off the event loop, which keeps forming batches
+            row = await asyncio.to_thread(body_to_input, self.engine, body, request.headers.get("content-type", ""))
             answer = JSONResponse(_answer(*await self.infer_batch(row)))
         except InputError as exc:
             answer = JSONResponse({"error": str(exc)}, status_code=400)
@@ -113,8 +115,6 @@ def run_server(model: Any, host: str = "127.0.0.1", port: int = 8000, **app_opti
     --head``, or ``RAY_ADDRESS``), so replicas then spread over its nodes; otherwise it starts a
     local Ray instance, which stops with the server.
     """
-    import ray
-
     ray.init(ignore_reinit_error=True)
     signal.signal(signal.SIGTERM, _interrupt)  # docker stop, systemd, kill: the same clean stop as Ctrl-C
     serve.start(http_options={"host": host, "port": port})
