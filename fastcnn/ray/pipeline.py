@@ -26,8 +26,7 @@ PATH = "path"  # the id column of a job over files: the path each row was read f
 
 def classify(images: "ray.data.Dataset | str | os.PathLike | Sequence[str | os.PathLike]", model: Any, *,
              top_k: int | None = 5, actors: int = 1, cpus_per_actor: float = 1, gpus_per_actor: float = 0,
-             batch_size: int = 32,
-             id_column: str | None = None, write_to: str | os.PathLike | None = None,
+             batch_size: int = 32, id_column: str | None = None, write_to: str | os.PathLike | None = None,
              **load_options: Any) -> "ray.data.Dataset":
     """Classify every image of a folder, a list of files or a dataset; returns a dataset with
     one row per image: its id, ``error`` ("" where it ran), and ``labels``/``scores``(/``names``)
