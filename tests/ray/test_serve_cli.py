@@ -23,7 +23,7 @@ def test_serve_options():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_the_command_serves_until_stopped(lenet_file, lenet_engine, stop):
     port = _free_port()
     command = [sys.executable, "-m", "fastcnn", "serve", str(lenet_file), "--port", str(port), "--max-batch", "4"]
