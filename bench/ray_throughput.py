@@ -64,20 +64,20 @@ def measure(args: argparse.Namespace, root: Path) -> list[dict]:
     return results
 
 
-def machine() -> dict:
+def machine(model: str) -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu": cpu, "cores": os.cpu_count(),
             "python": platform.python_version(), "ray": ray.__version__, "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__, "fastcnn": fastcnn.__version__,
-            "load_average_1min_at_start": os.getloadavg()[0]}
+            "load_average_1min_at_start": os.getloadavg()[0], "backend": fastcnn.load(model).backend}
 
 
 def report(meta: dict, args: argparse.Namespace, results: list[dict]) -> str:
     lines = [f"# fastcnn.ray.classify throughput, {args.model}, {meta['date'][:10]}", "",
              f"{meta['cpu']}, {meta['cores']} cores; Python {meta['python']}, Ray {meta['ray']}, "
              f"torch {meta['torch']}, ONNX Runtime {meta['onnxruntime']}, fastcnn {meta['fastcnn']} "
-             f"(its default CPU backend). Load average at the start: {meta['load_average_1min_at_start']:.1f}.",
+             f"(its default CPU backend: {meta['backend']}). Load average at the start: {meta['load_average_1min_at_start']:.1f}.",
              f"JPEG 320 x 240 files -> top-5 rows; batch {args.batch_size}; jobs of {args.small} and {args.large} "
              f"images, {args.repeat} runs each (median).", "",
              f"| actors | job of {args.small} (s) | job of {args.large} (s) | images/s, steady | images/s, whole job |",
@@ -101,7 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
-    meta = machine()
+    meta = machine(args.model)
     with tempfile.TemporaryDirectory() as root:
         results = measure(args, Path(root))
     ray.shutdown()
