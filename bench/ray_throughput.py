@@ -77,7 +77,8 @@ def report(meta: dict, args: argparse.Namespace, results: list[dict]) -> str:
     lines = [f"# fastcnn.ray.classify throughput, {args.model}, {meta['date'][:10]}", "",
              f"{meta['cpu']}, {meta['cores']} cores; Python {meta['python']}, Ray {meta['ray']}, "
              f"torch {meta['torch']}, ONNX Runtime {meta['onnxruntime']}, fastcnn {meta['fastcnn']} "
-             f"(its default CPU backend: {meta['backend']}). Load average at the start: {meta['load_average_1min_at_start']:.1f}.",
+             f"(its default CPU backend: {meta['backend']}). "
+             f"Load average at the start: {meta['load_average_1min_at_start']:.1f}.",
              f"JPEG 320 x 240 files -> top-5 rows; batch {args.batch_size}; jobs of {args.small} and {args.large} "
              f"images, {args.repeat} runs each (median).", "",
              f"| actors | job of {args.small} (s) | job of {args.large} (s) | images/s, steady | images/s, whole job |",
