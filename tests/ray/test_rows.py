@@ -87,3 +87,12 @@ def test_image_and_file_columns_are_preprocessed_per_row_and_failures_name_the_r
     inputs, errors = batch_inputs(lenet_engine, images, ids)
     assert errors[0] == errors[2] == "" and "b.png: " in errors[1] and "uint8" in errors[1]
     np.testing.assert_allclose(np.stack([inputs[0], inputs[2]]), expected, atol=1e-6)
+
+
+def test_the_engine_goes_to_cuda_exactly_when_ray_assigned_a_gpu(monkeypatch):
+    from fastcnn.ray import predictor
+
+    monkeypatch.setattr(predictor.ray, "get_gpu_ids", lambda: [0])
+    assert predictor.assigned_device() == "cuda"
+    monkeypatch.setattr(predictor.ray, "get_gpu_ids", lambda: [])
+    assert predictor.assigned_device() == "cpu"
