@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from fastcnn.errors import FastCNNError
+from fastcnn.errors import FastCNNError, UnsupportedModelError
 from fastcnn.labels import IMAGENET_CLASSES, top_classes
 
 
@@ -39,7 +39,7 @@ def num_classes(engine: Any) -> int:
     """The width of the engine's output (its last dim), fixed for classifiers."""
     size = engine.graph.outputs[0].shape[-1]
     if not isinstance(size, int):
-        raise FastCNNError(f"fastcnn.ray needs a model whose output width is fixed; this one is {size!r}")
+        raise UnsupportedModelError(f"fastcnn.ray needs a model whose output width is fixed; this one is {size!r}")
     return size
 
 
