@@ -34,8 +34,10 @@ MAX_PIXELS = 89_478_485
 _CHANNEL_MODES = {1: "L", 3: "RGB"}
 
 
-def decode_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def decode_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS,
+                 name: str | None = None) -> Image.Image:
     """The image in a file (path) or in its bytes, decoded by Pillow, EXIF rotation applied.
+    ``name`` is what error messages call it (default: the path, or "the image bytes").
 
     Only the header is read before the size check, so a small file that claims a huge image
     (a decompression bomb) costs no memory. The first frame of an animation is taken.
@@ -44,7 +46,8 @@ def decode_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS
         InputError: naming the file when it is missing, not an image Pillow can read,
             truncated, or larger than ``max_pixels``.
     """
-    name = "the image bytes" if isinstance(source, (bytes, bytearray)) else str(source)
+    if name is None:
+        name = "the image bytes" if isinstance(source, (bytes, bytearray)) else str(source)
     try:
         with warnings.catch_warnings():  # Pillow warns of a bomb it still opens; the check below refuses it
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -57,8 +60,8 @@ def decode_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS
         raise
     except Image.DecompressionBombError as exc:  # past twice Pillow's limit, refused by Pillow itself
         raise InputError(f"{name} is too large to decode ({exc})") from None
-    except UnidentifiedImageError as exc:
-        raise InputError(f"{name} is not an image Pillow can read: {exc}") from None
+    except UnidentifiedImageError:  # Pillow's own text names a BytesIO object for bytes
+        raise InputError(f"{name} is not an image (no format Pillow reads)") from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
         raise InputError(f"cannot decode {name}: {exc}") from None
 

@@ -58,6 +58,8 @@ def test_decode_names_the_file_that_is_not_an_image(tmp_path):
     path.write_text("not an image")
     with pytest.raises(InputError, match="notes.jpg is not an image"):
         decode_image(path)
+    with pytest.raises(InputError, match=r"^the request body is not an image \(no format Pillow reads\)$"):
+        decode_image(b"not an image", name="the request body")  # no BytesIO repr in the message
 
 
 def test_decode_names_a_missing_file(tmp_path):

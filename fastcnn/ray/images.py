@@ -45,7 +45,7 @@ def _attempt(to_input: Callable[[Any], np.ndarray], value: Any, row_id: Any, err
 
 
 def _from_file(engine: Any) -> Callable[[Any], np.ndarray]:
-    return lambda data: engine.preprocess([decode_image(bytes(data))])[0].numpy()
+    return lambda data: engine.preprocess([decode_image(bytes(data), name="the file")])[0].numpy()
 
 
 def _from_image(engine: Any) -> Callable[[Any], np.ndarray]:

@@ -44,7 +44,7 @@ def body_to_input(engine: Any, body: bytes, content_type: str) -> np.ndarray:
     """One C x H x W float32 input for ``engine`` from a JSON array or an image file."""
     if content_type.startswith("application/json") or body.lstrip()[:1] == b"[":
         return _from_json(engine, body)
-    image = decode_image(body)  # InputError: "the image bytes is not an image Pillow can read..."
+    image = decode_image(body, name="the request body")  # InputError: "... is not an image ..."
     return engine.preprocess([image])[0].numpy()
 
 
