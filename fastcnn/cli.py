@@ -5,7 +5,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -306,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="batch size(s) to plan for (repeatable; default 1 and 64)")
     kernels.set_defaults(run=_cmd_kernels)
     bench = commands.add_parser("bench", help="time every implementation (PyTorch, torch.compile, ONNX Runtime, "
-                                              "OpenVINO, fastcnn's backends) side by side; write JSON, a table, a chart")
+                                              "OpenVINO, fastcnn's backends) side by side; "
+                                              "write JSON, a table, a chart")
     bench.add_argument("models", nargs="*", help="zoo names (default: a few; the device's default list)")
     bench.add_argument("--batch", type=_positive_int, action="append", help="batch size (repeatable)")
     bench.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when present")

@@ -9,7 +9,6 @@ import onnx
 from fastcnn.frontend.context import Folded, ImportContext, Operand, Unsupported
 from fastcnn.frontend.converters.common import normalize_axis
 from fastcnn.frontend.registry import Converter, table_decorator
-from fastcnn.ir import Value
 
 CONVERTERS: dict[str, Converter] = {}
 converter = table_decorator(CONVERTERS)
