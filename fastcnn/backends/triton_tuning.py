@@ -16,6 +16,7 @@ the choices in its :class:`Lowering` and prepares the bucket again, so that the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,8 +47,8 @@ from fastcnn.kernels.autotune import (
     cache_key,
     launch_components,
 )
-from fastcnn.kernels.conv2d import ConvConfig, packed_columns
-from fastcnn.kernels.gemm import GemmConfig
+from fastcnn.kernels.conv2d import ConvConfig, conv_warps, fit_conv_config, packed_columns
+from fastcnn.kernels.gemm import GemmConfig, gemm_config_fits
 
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 3e-2}
 TF32_TOLERANCE = 5e-3
@@ -64,7 +65,8 @@ def tunable(node: Node) -> bool:
 # -- candidates -----------------------------------------------------------------------------------
 def conv_neighbours(node: Node, rule: ConvConfig, lowering: Lowering) -> list[ConvConfig]:
     """Configs next to the rule's, one change at a time, within the bounds the rule keeps for
-    spills (16-bit: BLOCK_N up to 128, BLOCK_K up to 64; fp32: 64 and 32). Split-K only where
+    spills (16-bit: BLOCK_N up to 128, BLOCK_K up to 64; fp32: 64 and 32, and
+    :func:`~fastcnn.kernels.conv2d.fit_conv_config`'s, warps included). Split-K only where
     the output tiles leave the GPU idle. Under the interpreter two, for tests to run in seconds:
     64-row tiles and a split of two (which needs a workspace the rule's plan did not have)."""
     if lowering.interpreted:
@@ -76,11 +78,12 @@ def conv_neighbours(node: Node, rule: ConvConfig, lowering: Lowering) -> list[Co
     rows = node.inputs[0].shape[0] * int(np.prod(node.outputs[0].shape[2:]))
     tiles = math.ceil(rows / rule.block_m) * math.ceil(cout_g / rule.block_n) * node.attrs["groups"]
     options: list[ConvConfig] = []
+    warps = functools.partial(conv_warps, block_k=rule.block_k, dtype=lowering.dtype)  # the rule's
     for block_m in (64, 128):
-        options.append(dataclasses.replace(rule, block_m=block_m, num_warps=_warps(block_m, rule.block_n)))
+        options.append(dataclasses.replace(rule, block_m=block_m, num_warps=warps(block_m, rule.block_n)))
     for block_n in (32, 64, 128) if wide else (32, 64):
         if block_n <= packed_columns(cout_g):
-            options.append(dataclasses.replace(rule, block_n=block_n, num_warps=_warps(rule.block_m, block_n)))
+            options.append(dataclasses.replace(rule, block_n=block_n, num_warps=warps(rule.block_m, block_n)))
     for block_k in (16, 32, 64) if wide else (16, 32):
         options.append(dataclasses.replace(rule, block_k=block_k))
     options += [dataclasses.replace(rule, num_stages=s) for s in (2, 4)]
@@ -88,16 +91,13 @@ def conv_neighbours(node: Node, rule: ConvConfig, lowering: Lowering) -> list[Co
     if tiles < 2 * lowering.sm_count and k_tiles >= 8:
         options += [dataclasses.replace(rule, split_k=s) for s in {1, rule.split_k * 2, max(1, rule.split_k // 2)}
                     if s <= min(16, k_tiles // 4)]
-    return options
-
-
-def _warps(block_m: int, block_n: int) -> int:
-    return 8 if block_m * block_n >= 64 * 128 else 4
+    # inside the rule's bounds, so that no candidate spills (a repeat of another is dropped later)
+    return [fit_conv_config(option, w.shape[1], lowering.dtype) for option in options]
 
 
 def gemm_neighbours(node: Node, rule: GemmConfig, lowering: Lowering) -> list[GemmConfig]:
     """GEMM configs next to the rule's: other column blocks, warps, and splits of K (normalised
-    to the slices actually launched)."""
+    to the slices actually launched), within the bounds the rule keeps for spills."""
     m, k = node.inputs[0].shape[0], int(np.prod(node.inputs[0].shape[1:]))
     if lowering.interpreted:
         return [_gemm(rule, k, split_k=rule.split_k * 2), _gemm(rule, k, block_n=128 if rule.block_n != 128 else 64)]
@@ -109,7 +109,7 @@ def gemm_neighbours(node: Node, rule: GemmConfig, lowering: Lowering) -> list[Ge
         options += [_gemm(rule, k, block_n=bn) for bn in (64, 128)]
         options += [_gemm(rule, k, block_m=bm) for bm in (16, 32, 64, 128) if bm <= max(16, 2 * m)]
         options += [_gemm(rule, k, block_k=bk) for bk in (32, 64)]
-    return options
+    return [option for option in options if gemm_config_fits(option, lowering.dtype)]
 
 
 def _gemm(rule: GemmConfig, k: int, **changes: int) -> GemmConfig:

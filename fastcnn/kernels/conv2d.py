@@ -53,7 +53,7 @@ extent reaches 2**31 elements.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import torch
@@ -393,9 +393,10 @@ def choose_conv_config(batch: int, in_channels: int, out_channels: int, out_size
     - BLOCK_M: 128 if that still gives every multiprocessor a tile, else 64.
     - split_k: when even 64-row tiles leave multiprocessors idle and K is long, enough splits to
       fill them, each split keeping at least 4 K iterations, at most 16 splits.
-    Tiles stay at most 128x64x32 (fp32) and 128x128x64 (16-bit), 8 warps from 64x128 up, which
-    compile without spills on sm_80 and sm_90 with the heaviest epilogue (prologue, residual,
-    post-ReLU, pooled sums, 4 output views).
+    Tiles stay at most 128x64x32 (fp32; 128x32 with a 16-deep K step) and 128x128x64 (16-bit),
+    with :func:`conv_warps`, which compile without spills on sm_80 and sm_90 with the heaviest
+    epilogue (prologue, residual, post-ReLU, pooled sums, 4 output views); the tuner's
+    candidates stay inside the same bounds (:func:`fit_conv_config`).
     """
     wide = dtype != torch.float32
     (ho, wo), (kh, kw) = out_size, kernel_size
@@ -406,6 +407,7 @@ def choose_conv_config(batch: int, in_channels: int, out_channels: int, out_size
     block_k = next((b for b in ks if cin_g % b == 0), None) or _gather_block_k(k, ks if wide else (16, 32))
     cols = packed_columns(cout_g)
     block_n = 128 if wide and vector_epilogue and cols % 128 == 0 else (64 if cols % 64 == 0 else 32)
+    block_n = min(block_n, _FP32_K16_BLOCK_N) if not wide and block_k == 16 else block_n
 
     def tiles(block_m: int) -> int:
         rows = batch * math.ceil(ho * wo / block_m) if pooled else math.ceil(batch * ho * wo / block_m)
@@ -416,8 +418,44 @@ def choose_conv_config(batch: int, in_channels: int, out_channels: int, out_size
     split_k = 1
     if tiles(block_m) < sm_count and k_tiles >= 8:
         split_k = max(1, min(sm_count // tiles(block_m), k_tiles // 4, 16))
-    num_warps = 8 if block_m * block_n >= 64 * 128 else 4  # 32 accumulators a thread, 64 at 128x128
-    return ConvConfig(block_m, block_n, block_k, num_warps, 3, split_k)
+    return ConvConfig(block_m, block_n, block_k, conv_warps(block_m, block_n, block_k, dtype), 3, split_k)
+
+
+# Exact fp32 (FMA) with a 16-deep K step, gathered or not: 64 columns spilled 8-36 bytes on sm_80
+# at 64 rows and, gathered with a prologue and split-K, 12 bytes at 128 rows (ptxas 12.9,
+# Triton 3.9); 32 columns at 8 warps never did, on sm_80 or sm_90.
+_FP32_K16_BLOCK_N = 32
+
+
+def fit_conv_config(config: ConvConfig, cin_g: int, dtype: torch.dtype) -> ConvConfig:
+    """``config`` brought inside the bounds :func:`choose_conv_config` keeps so that no tile
+    spills, for the tuner's candidates. In fp32 only: a gathered K loop (``cin_g`` not a
+    multiple of BLOCK_K) steps 16 columns at a time (32 spilled up to 280 bytes on sm_80), a
+    16-deep step takes at most 32 columns, and the warps are :func:`conv_warps`'s. Every
+    config the rules pick is unchanged by it."""
+    if dtype != torch.float32:
+        return config
+    if cin_g % config.block_k:
+        config = replace(config, block_k=16)
+    if config.block_k == 16:
+        config = replace(config, block_n=min(config.block_n, _FP32_K16_BLOCK_N))
+    return replace(config, num_warps=conv_warps(config.block_m, config.block_n, config.block_k, dtype))
+
+
+def conv_warps(block_m: int, block_n: int, block_k: int, dtype: torch.dtype) -> int:
+    """The warps of a tile, chosen so that it does not spill on sm_80 or sm_90.
+
+    16-bit: 8 from 64x128 up (a thread's share of a 128x128 tile is 64 accumulators at 8 warps).
+    Exact fp32 runs ``tl.dot`` on FMA with the A and B tiles in registers beside the
+    accumulators, and ptxas is less regular there (ptxas 12.9, Triton 3.9, sm_80/sm_90, the
+    heaviest epilogues): 8 warps for 128-row tiles (128x32x32 at 4 took 255 registers and
+    spilled 24-40 bytes on sm_80) and for 16-deep K steps (64x32x16 at 4 spilled 8-12 bytes
+    with a prologue on sm_90), 4 otherwise (64x64x32 at 8 spilled 12-20 bytes with a prologue
+    on sm_90; at 4 it did not on either).
+    """
+    if dtype == torch.float32:
+        return 8 if block_m >= 128 or block_k == 16 else 4
+    return 8 if block_m * block_n >= 64 * 128 else 4
 
 
 # -- weights ------------------------------------------------------------------------------------

@@ -319,7 +319,14 @@ def test_choose_conv_config_rules():
     assert (big.block_m, big.block_n, big.num_warps) == (128, 128, 8)
     strided = choose_conv_config(128, 256, 256, (28, 28), (3, 3), dtype=torch.bfloat16, vector_epilogue=False)
     assert strided.block_n == 64  # element-wise epilogue addresses: 32 accumulators a thread at most
-    for cfg in (stem, late, fp32, big, strided):
+    # exact fp32 (FMA, A and B in registers): 8 warps at 128 rows and with a 16-deep K step, which
+    # takes 32 columns (128x32x32 at 4 warps spilled on sm_80; test_triton_compile's slow tests)
+    fp32_narrow = choose_conv_config(64, 256, 32, (28, 28), (3, 3))
+    assert (fp32_narrow.block_m, fp32_narrow.block_n, fp32_narrow.num_warps) == (128, 32, 8)
+    fp32_k16 = choose_conv_config(1, 48, 64, (28, 28), (3, 3))
+    assert (fp32_k16.block_m, fp32_k16.block_k, fp32_k16.block_n, fp32_k16.num_warps) == (64, 16, 32, 8)
+    assert choose_conv_config(1, 64, 64, (28, 28), (3, 3)).num_warps == 4  # 64x64x32
+    for cfg in (stem, late, fp32, big, strided, fp32_narrow, fp32_k16):
         assert cfg.block_m * cfg.block_n // (32 * cfg.num_warps) <= 64  # accumulators a thread
 
 
