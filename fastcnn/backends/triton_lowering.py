@@ -134,7 +134,13 @@ def conv_config(node: Node, lowering: Lowering) -> ConvConfig | None:
         return INTERPRETER_CONV
     return choose_conv_config(x.shape[0], x.shape[1], w.shape[0], node.outputs[0].shape[2:], w.shape[2:],
                               groups, lowering.dtype, pooled=bool(node.attrs.get("pooled_output")),
-                              vector_epilogue=_vector_epilogue(node, lowering.dtype), sm_count=lowering.sm_count)
+                              vector_epilogue=_vector_epilogue(node, lowering.dtype), prologue=has_prologue(node),
+                              sm_count=lowering.sm_count)
+
+
+def has_prologue(node: Node) -> bool:
+    """Whether a convolution applies a prologue (channel affine, ReLU) as it loads its input."""
+    return node.op == "fused_conv2d" and (operand(node, CONV_SCALE) is not None or node.attrs["prologue_relu"])
 
 
 def _vector_epilogue(node: Node, dtype: torch.dtype) -> bool:

@@ -16,7 +16,6 @@ the choices in its :class:`Lowering` and prepares the bucket again, so that the 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from fastcnn.backends.triton_lowering import (
     Packed,
     conv_config,
     gemm_config,
+    has_prologue,
     lower_node,
     torch_reason,
     uses_direct,
@@ -47,7 +47,7 @@ from fastcnn.kernels.autotune import (
     cache_key,
     launch_components,
 )
-from fastcnn.kernels.conv2d import ConvConfig, conv_warps, fit_conv_config, packed_columns
+from fastcnn.kernels.conv2d import ConvConfig, fit_conv_config, packed_columns
 from fastcnn.kernels.gemm import GemmConfig, gemm_config_fits
 
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 3e-2}
@@ -66,7 +66,8 @@ def tunable(node: Node) -> bool:
 def conv_neighbours(node: Node, rule: ConvConfig, lowering: Lowering) -> list[ConvConfig]:
     """Configs next to the rule's, one change at a time, within the bounds the rule keeps for
     spills (16-bit: BLOCK_N up to 128, BLOCK_K up to 64; fp32: 64 and 32, and
-    :func:`~fastcnn.kernels.conv2d.fit_conv_config`'s, warps included). Split-K only where
+    :func:`~fastcnn.kernels.conv2d.fit_conv_config`'s; the warps are the rule's for the tile:
+    more or fewer spilled). Split-K only where
     the output tiles leave the GPU idle. Under the interpreter two, for tests to run in seconds:
     64-row tiles and a split of two (which needs a workspace the rule's plan did not have)."""
     if lowering.interpreted:
@@ -78,21 +79,19 @@ def conv_neighbours(node: Node, rule: ConvConfig, lowering: Lowering) -> list[Co
     rows = node.inputs[0].shape[0] * int(np.prod(node.outputs[0].shape[2:]))
     tiles = math.ceil(rows / rule.block_m) * math.ceil(cout_g / rule.block_n) * node.attrs["groups"]
     options: list[ConvConfig] = []
-    warps = functools.partial(conv_warps, block_k=rule.block_k, dtype=lowering.dtype)  # the rule's
     for block_m in (64, 128):
-        options.append(dataclasses.replace(rule, block_m=block_m, num_warps=warps(block_m, rule.block_n)))
+        options.append(dataclasses.replace(rule, block_m=block_m))
     for block_n in (32, 64, 128) if wide else (32, 64):
         if block_n <= packed_columns(cout_g):
-            options.append(dataclasses.replace(rule, block_n=block_n, num_warps=warps(rule.block_m, block_n)))
+            options.append(dataclasses.replace(rule, block_n=block_n))
     for block_k in (16, 32, 64) if wide else (16, 32):
         options.append(dataclasses.replace(rule, block_k=block_k))
     options += [dataclasses.replace(rule, num_stages=s) for s in (2, 4)]
-    options.append(dataclasses.replace(rule, num_warps=4 if rule.num_warps == 8 else 8))
     if tiles < 2 * lowering.sm_count and k_tiles >= 8:
         options += [dataclasses.replace(rule, split_k=s) for s in {1, rule.split_k * 2, max(1, rule.split_k // 2)}
                     if s <= min(16, k_tiles // 4)]
-    # inside the rule's bounds, so that no candidate spills (a repeat of another is dropped later)
-    return [fit_conv_config(option, w.shape[1], lowering.dtype) for option in options]
+    # inside the rule's bounds, warps included, so that no candidate spills (repeats dropped later)
+    return [fit_conv_config(option, w.shape[1], lowering.dtype, has_prologue(node)) for option in options]
 
 
 def gemm_neighbours(node: Node, rule: GemmConfig, lowering: Lowering) -> list[GemmConfig]:

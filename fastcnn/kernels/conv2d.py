@@ -381,7 +381,8 @@ def _gather_block_k(k: int, candidates: Sequence[int]) -> int:
 
 def choose_conv_config(batch: int, in_channels: int, out_channels: int, out_size: Sequence[int],
                        kernel_size: Sequence[int], groups: int = 1, dtype: torch.dtype = torch.float32,
-                       *, pooled: bool = False, vector_epilogue: bool = True, sm_count: int = 132) -> ConvConfig:
+                       *, pooled: bool = False, vector_epilogue: bool = True, prologue: bool = False,
+                       sm_count: int = 132) -> ConvConfig:
     """The tiles for one layer, by rule (no tuning run needed).
 
     - BLOCK_K: the largest of 64/32/16 (16-bit) or 32/16 (fp32) dividing ``Cin_g`` (the channel
@@ -392,7 +393,8 @@ def choose_conv_config(batch: int, in_channels: int, out_channels: int, out_size
       a 128x128 tile spill.
     - BLOCK_M: 128 if that still gives every multiprocessor a tile, else 64.
     - split_k: when even 64-row tiles leave multiprocessors idle and K is long, enough splits to
-      fill them, each split keeping at least 4 K iterations, at most 16 splits.
+      fill them, each split keeping at least 4 K iterations, at most 16 splits; a 16-bit split
+      layer with a ``prologue`` steps 32 deep where it would step 64 with at most 64 columns.
     Tiles stay at most 128x64x32 (fp32; 128x32 with a 16-deep K step) and 128x128x64 (16-bit),
     with :func:`conv_warps`, which compile without spills on sm_80 and sm_90 with the heaviest
     epilogue (prologue, residual, post-ReLU, pooled sums, 4 output views); the tuner's
@@ -414,10 +416,18 @@ def choose_conv_config(batch: int, in_channels: int, out_channels: int, out_size
         return rows * math.ceil(cout_g / block_n) * groups
 
     block_m = 128 if tiles(128) >= sm_count else 64
-    k_tiles = math.ceil(k / block_k)
-    split_k = 1
-    if tiles(block_m) < sm_count and k_tiles >= 8:
-        split_k = max(1, min(sm_count // tiles(block_m), k_tiles // 4, 16))
+
+    def splits(block_k: int) -> int:
+        k_tiles = math.ceil(k / block_k)
+        if tiles(block_m) < sm_count and k_tiles >= 8:
+            return max(1, min(sm_count // tiles(block_m), k_tiles // 4, 16))
+        return 1
+
+    split_k = splits(block_k)
+    if wide and prologue and split_k > 1 and block_k == 64 and block_n <= 64:
+        # a 16-bit 64x64x64 tile with a prologue, split, spilled 24 bytes on sm_80 (ptxas 12.9)
+        block_k = 32
+        split_k = splits(block_k)
     return ConvConfig(block_m, block_n, block_k, conv_warps(block_m, block_n, block_k, dtype), 3, split_k)
 
 
@@ -427,25 +437,29 @@ def choose_conv_config(batch: int, in_channels: int, out_channels: int, out_size
 _FP32_K16_BLOCK_N = 32
 
 
-def fit_conv_config(config: ConvConfig, cin_g: int, dtype: torch.dtype) -> ConvConfig:
+def fit_conv_config(config: ConvConfig, cin_g: int, dtype: torch.dtype, prologue: bool = False) -> ConvConfig:
     """``config`` brought inside the bounds :func:`choose_conv_config` keeps so that no tile
-    spills, for the tuner's candidates. In fp32 only: a gathered K loop (``cin_g`` not a
-    multiple of BLOCK_K) steps 16 columns at a time (32 spilled up to 280 bytes on sm_80), a
-    16-deep step takes at most 32 columns, and the warps are :func:`conv_warps`'s. Every
-    config the rules pick is unchanged by it."""
-    if dtype != torch.float32:
-        return config
-    if cin_g % config.block_k:
-        config = replace(config, block_k=16)
-    if config.block_k == 16:
-        config = replace(config, block_n=min(config.block_n, _FP32_K16_BLOCK_N))
+    spills, for the tuner's candidates; every config the rules pick is unchanged by it. The
+    warps are always :func:`conv_warps`'s (at 4 warps 16-bit 128x128 tiles spilled up to 516
+    bytes; at 8, 64x64x64 spilled 24). In fp32 a gathered K loop (``cin_g`` not a multiple of
+    BLOCK_K) steps 16 columns at a time (32 spilled up to 280 bytes on sm_80) and a 16-deep
+    step takes at most 32 columns; in 16-bit a split tile of at most 64 columns with a
+    ``prologue`` steps at most 32 deep."""
+    if dtype == torch.float32:
+        if cin_g % config.block_k:
+            config = replace(config, block_k=16)
+        if config.block_k == 16:
+            config = replace(config, block_n=min(config.block_n, _FP32_K16_BLOCK_N))
+    elif prologue and config.split_k > 1 and config.block_n <= 64 and config.block_k > 32:
+        config = replace(config, block_k=32)
     return replace(config, num_warps=conv_warps(config.block_m, config.block_n, config.block_k, dtype))
 
 
 def conv_warps(block_m: int, block_n: int, block_k: int, dtype: torch.dtype) -> int:
     """The warps of a tile, chosen so that it does not spill on sm_80 or sm_90.
 
-    16-bit: 8 from 64x128 up (a thread's share of a 128x128 tile is 64 accumulators at 8 warps).
+    16-bit: 8 from 64x128 up (a thread's share of a 128x128 tile is 64 accumulators at 8 warps),
+    and for 128-row tiles with a 16-deep K step (128x32x16 at 4 spilled 6 bytes on sm_80).
     Exact fp32 runs ``tl.dot`` on FMA with the A and B tiles in registers beside the
     accumulators, and ptxas is less regular there (ptxas 12.9, Triton 3.9, sm_80/sm_90, the
     heaviest epilogues): 8 warps for 128-row tiles (128x32x32 at 4 took 255 registers and
@@ -455,7 +469,7 @@ def conv_warps(block_m: int, block_n: int, block_k: int, dtype: torch.dtype) -> 
     """
     if dtype == torch.float32:
         return 8 if block_m >= 128 or block_k == 16 else 4
-    return 8 if block_m * block_n >= 64 * 128 else 4
+    return 8 if block_m * block_n >= 64 * 128 or (block_m >= 128 and block_k == 16) else 4
 
 
 # -- weights ------------------------------------------------------------------------------------

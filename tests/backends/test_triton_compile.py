@@ -20,7 +20,14 @@ import torch
 import fastcnn
 from fastcnn.api import import_source
 from fastcnn.backends.triton_backend import _with_dtype, bind_launches, kernel_variants
-from fastcnn.backends.triton_lowering import Lowering, conv_config, gemm_config, pack_weights, workspace_hook
+from fastcnn.backends.triton_lowering import (
+    Lowering,
+    conv_config,
+    gemm_config,
+    has_prologue,
+    pack_weights,
+    workspace_hook,
+)
 from fastcnn.backends.triton_tuning import candidates, conv_neighbours, gemm_neighbours, tunable
 from fastcnn.ir.cost import is_view
 from fastcnn.kernels.compile_check import compile_calls
@@ -105,7 +112,8 @@ def test_the_rules_and_the_tuners_tiles_stay_inside_the_no_spill_bounds(dtype):
                     continue
                 rule = conv_config(node, lowering)
                 for config in [rule, *conv_neighbours(node, rule, lowering)]:
-                    assert fit_conv_config(config, node.inputs[1].shape[1], dtype) == config, (node.name, config)
+                    fitted = fit_conv_config(config, node.inputs[1].shape[1], dtype, has_prologue(node))
+                    assert fitted == config, (node.name, config)
 
 
 @pytest.mark.slow

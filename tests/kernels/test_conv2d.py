@@ -326,6 +326,9 @@ def test_choose_conv_config_rules():
     fp32_k16 = choose_conv_config(1, 48, 64, (28, 28), (3, 3))
     assert (fp32_k16.block_m, fp32_k16.block_k, fp32_k16.block_n, fp32_k16.num_warps) == (64, 16, 32, 8)
     assert choose_conv_config(1, 64, 64, (28, 28), (3, 3)).num_warps == 4  # 64x64x32
+    # a 16-bit split 64x64 tile with a prologue steps 32 deep (64 spilled on sm_80)
+    plain, pre = (choose_conv_config(1, 256, 64, (14, 14), (3, 3), dtype=torch.float16, prologue=p) for p in (0, 1))
+    assert (plain.block_k, pre.block_k) == (64, 32) and plain.split_k > 1 and pre.split_k > 1
     for cfg in (stem, late, fp32, big, strided, fp32_narrow, fp32_k16):
         assert cfg.block_m * cfg.block_n // (32 * cfg.num_warps) <= 64  # accumulators a thread
 
