@@ -72,8 +72,8 @@ def load(source: Source, device: str | torch.device | None = None, dtype: torch.
     graph = import_source(source, example_input, weights)
     engine = Engine(graph, backend=backend, device=device, dtype=dtype, pipeline=pipeline,
                     disable_passes=disable_passes, max_batch=max_batch)
-    if len(engine.input_specs) == 1:
-        engine.preprocessing = preprocessing_for(zoo, engine.input_spec.shape)
+    if len(engine.input_specs) == 1:  # images make one input; the outputs may be several
+        engine.preprocessing = preprocessing_for(zoo, engine.input_specs[0].shape)
     return engine
 
 
