@@ -32,7 +32,7 @@ class Executor(Protocol):
 
 
 def _openvino_executor(graph: Graph, device: torch.device, dtype: torch.dtype | None) -> Executor:
-    """Imported on use: OpenVINO is optional (fastcnn's 'bench' extra installs it)."""
+    """Imported on use: importing OpenVINO takes time, and a platform may lack its wheel."""
     from fastcnn.backends.openvino_backend import OpenVinoExecutor
 
     return OpenVinoExecutor(graph, device, dtype)

@@ -28,7 +28,7 @@ from fastcnn.ir import Graph
 def openvino_problem(device: torch.device | str | None) -> str | None:
     """Why OpenVINO cannot run on ``device`` here, or ``None`` when it can."""
     if importlib.util.find_spec("openvino") is None:
-        return "OpenVINO is not installed (pip install openvino, or fastcnn's 'bench' extra)"
+        return "OpenVINO is not installed (pip install openvino; fastcnn depends on it, so reinstall fastcnn)"
     if as_device(device).type != "cpu":
         return "fastcnn runs OpenVINO on the CPU only"
     return None
