@@ -32,6 +32,23 @@ def test_default_backend_is_the_documented_one(capsys):
     assert "backend onnxruntime on cpu" in capsys.readouterr().out
 
 
+def test_run_uses_the_zoo_models_measured_default(monkeypatch, capsys):
+    from fastcnn.backends import available, defaults
+
+    if not available("openvino", "cpu"):
+        pytest.skip("openvino is not installed")
+    monkeypatch.setitem(defaults.CPU_FLOAT32_BY_MODEL, "lenet5", "openvino")
+    assert main(["run", "lenet5", "--batch", "1", "--repeat", "1", "--device", "cpu"]) == 0
+    assert "backend openvino on cpu" in capsys.readouterr().out
+
+
+def test_run_in_bfloat16_reports_its_error_against_float32(capsys):
+    assert main(["run", "lenet5", "--batch", "4", "--repeat", "1", "--device", "cpu", "--dtype", "bfloat16"]) == 0
+    out = capsys.readouterr().out
+    assert "input 4 x 1 x 32 x 32 bfloat16" in out
+    assert 0 < _reported_error(out) < 1e-2
+
+
 def test_run_takes_an_onnx_file(tmp_path, capsys):
     path = fastcnn.export_onnx("lenet5", tmp_path / "digits.onnx")
     assert main(["run", str(path), "--batch", "2", "--repeat", "1"]) == 0
