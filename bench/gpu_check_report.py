@@ -1,6 +1,9 @@
 """Markdown tables from a ``bench/gpu_check.py`` results file (JSON lines).
 
-Usage: ``python bench/gpu_check_report.py RESULTS.jsonl > RESULTS.md``
+Usage: ``python bench/gpu_check_report.py RESULTS.jsonl [--chart CHART.png] > RESULTS.md``
+
+``--chart`` draws the speedup-over-eager chart with the benchmark report's own renderer
+(:func:`fastcnn.benchmark.report.chart`), so GPU and CPU charts look alike.
 
 The floor of each latency row is the larger of its FLOPs at the GPU's matrix rate and its
 fewest bytes (the plan's ``bytes_moved``) at its copy bandwidth; ``gap`` is the Triton
@@ -60,13 +63,30 @@ def latency_table(records: list[dict], tflops: float, tbps: float) -> list[str]:
     return rows
 
 
+def as_bench_results(records: list[dict]) -> dict:
+    """The latency records in pytest-benchmark's shape, as :mod:`fastcnn.benchmark.report` reads it."""
+    benchmarks = []
+    for r in (r for r in records if r.get("step") == "latency" and "median_ms" in r):
+        for impl, ms in r["median_ms"].items():
+            info = dict(device="cuda", model=r["model"], dtype=r["dtype"], batch=r["batch"], implementation=impl,
+                        peer=impl in PEERS, flops=r["flops"], min_bytes=r["min_bytes"],
+                        layer_bytes=r.get("layer_bytes", r["min_bytes"]))
+            benchmarks.append({"extra_info": info, "stats": {"median": ms / 1e3, "iqr": 0.0}})
+    return {"benchmarks": benchmarks}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path)
     parser.add_argument("--tflops", type=float, default=788.0, help="matrix rate ceiling, TFLOP/s")
     parser.add_argument("--tbps", type=float, default=4.3, help="copy bandwidth ceiling, TB/s")
+    parser.add_argument("--chart", type=Path, help="also write the speedup-over-eager chart (PNG) here")
     args = parser.parse_args()
     records = read(args.results)
+    if args.chart is not None:
+        from fastcnn.benchmark.report import chart
+
+        chart(as_bench_results(records), args.chart)
     lines = [f"Measured on {environment(records)}.", "", "## Correctness", "", *correctness_table(records),
              "", "## Latency, float16 (median of 3 alternating do_bench rounds)", "",
              *latency_table(records, args.tflops, args.tbps)]
