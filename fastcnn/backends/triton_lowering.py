@@ -41,7 +41,13 @@ from fastcnn.kernels.launch import KernelCall
 from fastcnn.kernels.lrn import lrn_call
 from fastcnn.kernels.pool import global_pool_call, pool2d_call
 from fastcnn.kernels.softmax import softmax_call
-from fastcnn.kernels.squeeze_excite import se_gate_from_sums_call, se_gate_from_x_call, se_scale_call
+from fastcnn.kernels.squeeze_excite import (
+    GateScratch,
+    gate_scratch,
+    se_gate_from_sums_call,
+    se_gate_from_x_call,
+    se_scale_call,
+)
 from fastcnn.runtime.memory import WorkspaceHook, WorkspaceRequest
 
 CONV_OPS = ("conv2d", "fused_conv2d")
@@ -166,7 +172,8 @@ def gemm_config(node: Node, lowering: Lowering) -> GemmConfig:
 
 
 def workspace_hook(lowering: Lowering) -> WorkspaceHook:
-    """Split-K partial sums each launch needs, for the memory planner (scratch, not zeroed)."""
+    """Split-K partial sums and the squeeze-excite gate's scratch each launch needs, for the
+    memory planner (scratch in the arena, not zeroed)."""
 
     def requests(node: Node) -> list[WorkspaceRequest]:
         if runs_as_torch(node):
@@ -182,9 +189,29 @@ def workspace_hook(lowering: Lowering) -> WorkspaceHook:
                                          gemm_config(node, lowering))
             if numel:
                 return [WorkspaceRequest("partials", 4 * numel)]
+        if node.op == "se_gate":
+            need = se_gate_scratch(node, lowering)
+            itemsize = torch.empty(0, dtype=lowering.dtype).element_size()
+            return [WorkspaceRequest(name, nbytes) for name, nbytes in
+                    (("se_sums", 4 * need.sums), ("se_hidden", itemsize * need.hidden)) if nbytes]
         return []
 
     return requests
+
+
+def _gate_reads_sums(node: Node) -> bool:
+    """Whether the gate's input is per-channel sums a convolution's epilogue accumulated."""
+    x = node.inputs[0]
+    return x.producer is not None and any(x is v for v in accumulated(x.producer))
+
+
+def se_gate_scratch(node: Node, lowering: Lowering) -> GateScratch:
+    """The gate launch's scratch sizes, as :func:`~fastcnn.kernels.squeeze_excite.gate_scratch`
+    computes them from the shapes and dtypes the launcher will see."""
+    x, w1 = node.inputs[0], node.inputs[1]
+    itemsize = torch.empty(0, dtype=lowering.dtype).element_size()
+    hw, x_itemsize = (1, 4) if _gate_reads_sums(node) else (int(np.prod(x.shape[2:])), itemsize)
+    return gate_scratch(int(x.shape[0]), int(x.shape[1]), int(w1.shape[0]), hw, itemsize, x_itemsize)
 
 
 # -- weights, once per engine --------------------------------------------------------------------
@@ -388,10 +415,14 @@ def _pool(b: Bound) -> list[KernelCall]:
 def _se_gate(b: Bound) -> list[KernelCall]:
     x, p, out = b.node.inputs[0], b.packed, b.output()[:, :, 0, 0]
     weights = (p["w1"], p["b1"], p["w2"], p["b2"])
-    if x.producer is not None and any(x is v for v in accumulated(x.producer)):
+    need = se_gate_scratch(b.node, b.lowering)
+    sums = b.views.workspace_for(b.node.name, "se_sums") if need.sums else torch.empty(0, device=out.device)
+    hidden = b.views.workspace_for(b.node.name, "se_hidden").view(b.lowering.dtype)
+    scratch = (sums, hidden)
+    if _gate_reads_sums(b.node):
         count = int(np.prod(x.producer.outputs[0].shape[2:]))
-        return [se_gate_from_sums_call(b.input(0)[:, :, 0, 0], count, *weights, out)]
-    return [se_gate_from_x_call(b.input(0), *weights, out)]
+        return [se_gate_from_sums_call(b.input(0)[:, :, 0, 0], count, *weights, out, scratch=scratch)]
+    return [se_gate_from_x_call(b.input(0), *weights, out, scratch=scratch)]
 
 
 def _se_scale(b: Bound) -> list[KernelCall]:

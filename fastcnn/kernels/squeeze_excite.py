@@ -24,8 +24,9 @@ A ``tl.debug_barrier`` ends steps 1 and 2, whose scratch rows other threads of t
 read (``.cg`` loads, from L2). The scratch is what lets both reductions be tiled: registers
 hold one chunk, never the whole hidden vector, so Cr is bounded only by :data:`MAX_REDUCED`
 (which keeps the scratch small), and the P programs of an image tile recompute the tile's
-hidden once each, not once per channel block. The launcher allocates both scratches with the
-call (``grid x 16 x Cr`` elements, and ``N x C`` fp32 from ``x``).
+hidden once each, not once per channel block. Both scratches (``grid x 16 x Cr`` elements, and
+``N x C`` fp32 from ``x``) come from the caller's memory plan (:func:`gate_scratch` sizes them),
+or the launcher allocates them with the call.
 
 The dots take their operands in the weights' dtype: fp32 weights give an exact fp32 dot
 (``input_precision="ieee"``, FMA units), 16-bit weights a 16-bit dot (tensor cores, ``mean``
@@ -61,6 +62,7 @@ of :mod:`fastcnn.kernels.elementwise` with the gate broadcast over H and W throu
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -175,28 +177,49 @@ def _check_gate(src, w1, b1, w2, b2, out):
     return n, c, cr
 
 
-def _gate_call(x4, w1, b1, w2, b2, out, n, c, cr, inv_count) -> KernelCall:
-    """``x4``: an (N, C, H, W) view (sums as 1 x 1 pixels). See the module docstring."""
+@dataclass(frozen=True)
+class GateScratch:
+    """The gate's two scratch sizes in elements: fp32 per-(image, channel) sums (0 when the
+    gate reads sums a convolution made), and the hidden rows, in W2's dtype."""
+
+    sums: int
+    hidden: int
+
+
+def _gate_tiles(n: int, c: int, cr: int, hw: int, w1_itemsize: int, x_itemsize: int) -> tuple[bool, int, int]:
+    """(pool, images per program, channel programs) of one gate launch."""
+    pool = hw > 1
+    if pool:  # x read once: one channel program, images enough that x outweighs W1
+        return True, max(1, min(BLOCK_N, math.ceil(cr * w1_itemsize / (hw * x_itemsize)))), 1
+    block_co = min(BLOCK_CO, max(16, pow2(c)))
+    return False, BLOCK_N, min(MAX_CHANNEL_PROGRAMS, triton.cdiv(c, block_co))
+
+
+def gate_scratch(n: int, c: int, cr: int, hw: int, w1_itemsize: int, x_itemsize: int) -> GateScratch:
+    """What one gate launch needs besides its output: the memory planner asks this, the
+    launcher takes the buffers back (``scratch=``)."""
+    pool, images, programs = _gate_tiles(n, c, cr, hw, w1_itemsize, x_itemsize)
+    return GateScratch(n * c if pool else 0, triton.cdiv(n, images) * programs * BLOCK_N * cr)
+
+
+def _gate_call(x4, w1, b1, w2, b2, out, n, c, cr, inv_count, scratch=None) -> KernelCall:
+    """``x4``: an (N, C, H, W) view (sums as 1 x 1 pixels); ``scratch``: (sums, hidden) flat
+    buffers of at least :func:`gate_scratch`'s sizes, or ``None`` to allocate them here."""
     h, w = x4.shape[2:]
     hw = h * w
-    pool = hw > 1
+    pool, images, programs = _gate_tiles(n, c, cr, hw, w1.element_size(), x4.element_size())
     block_c, block_co = min(BLOCK_C, max(16, pow2(c))), min(BLOCK_CO, max(16, pow2(c)))
     block_r, block_k = min(BLOCK_R, max(16, pow2(cr))), min(BLOCK_K, max(16, pow2(cr)))
     block_p = max(16, min(pow2(c), 32))
     block_hw = max(1, min(pow2(hw), 1024 // block_p)) if pool else 1
-    if pool:  # x read once: one channel program, images enough that x outweighs W1
-        images = max(1, min(BLOCK_N, math.ceil(cr * w1.element_size() / (hw * x4.element_size()))))
-        programs = 1
-        sums = torch.empty(n, c, dtype=torch.float32, device=x4.device)
-    else:
-        images, programs = BLOCK_N, min(MAX_CHANNEL_PROGRAMS, triton.cdiv(c, block_co))
-        sums = x4[:, :, 0, 0]
     grid = (triton.cdiv(n, images), programs)
+    need = gate_scratch(n, c, cr, hw, w1.element_size(), x4.element_size())
+    sums_buf, hid = _scratch_buffers(scratch, need, w2.dtype, x4.device)
+    sums = sums_buf[:n * c].view(n, c) if pool else x4[:, :, 0, 0]
     sxn, sxc, sxh, sxw = x4.stride()
     flat = pool and (w == 1 or h == 1 or sxh == w * sxw)  # pixels one axis: p at p * sxw
     if flat and w == 1:
         sxw = sxh
-    hid = torch.empty(grid[0] * grid[1] * BLOCK_N * cr, dtype=w2.dtype, device=x4.device)
     args = (x4, sums, w1, b1, w2, b2, out, hid, n, c, cr, hw, w, inv_count, images, programs * block_co,
             sxn, sxc, sxh, sxw, *sums.stride(), w1.stride(0), w1.stride(1), w2.stride(0), w2.stride(1),
             out.stride(0), out.stride(1))
@@ -205,18 +228,33 @@ def _gate_call(x4, w1, b1, w2, b2, out, n, c, cr, inv_count) -> KernelCall:
     return KernelCall(_se_gate_kernel, args, constexprs, grid, num_warps=8, num_stages=1, name="se_gate")
 
 
+def _scratch_buffers(scratch, need: GateScratch, hidden_dtype: torch.dtype,
+                     device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sums fp32, hidden) flat buffers: the caller's, checked, or fresh ones."""
+    if scratch is None:
+        return (torch.empty(need.sums, dtype=torch.float32, device=device),
+                torch.empty(need.hidden, dtype=hidden_dtype, device=device))
+    sums, hidden = scratch
+    for name, t, dtype, numel in (("sums", sums, torch.float32, need.sums), ("hidden", hidden, hidden_dtype,
+                                                                           need.hidden)):
+        if t.dtype != dtype or t.dim() != 1 or not t.is_contiguous() or t.numel() < numel or t.device != device:
+            raise ValueError(f"scratch {name} must be a contiguous 1-D {dtype} of at least {numel} elements on "
+                             f"{device}, got {t.dtype} {tuple(t.shape)} on {t.device}")
+    return sums, hidden
+
+
 def se_gate_from_x_call(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
-                        b2: torch.Tensor, out: torch.Tensor) -> KernelCall:
-    """The gate of a strided 4-D ``x``, pooling it over H x W."""
+                        b2: torch.Tensor, out: torch.Tensor, scratch=None) -> KernelCall:
+    """The gate of a strided 4-D ``x``, pooling it over H x W (``scratch``: see :func:`gate_scratch`)."""
     check_float("x", x)
     if x.dim() != 4 or x.shape[2] * x.shape[3] == 0:
         raise ValueError(f"x must be a non-empty 4-D tensor, got shape {tuple(x.shape)}")
     n, c, cr = _check_gate(x, w1, b1, w2, b2, out)
-    return _gate_call(x, w1, b1, w2, b2, out, n, c, cr, 1.0 / (x.shape[2] * x.shape[3]))
+    return _gate_call(x, w1, b1, w2, b2, out, n, c, cr, 1.0 / (x.shape[2] * x.shape[3]), scratch)
 
 
 def se_gate_from_sums_call(sums: torch.Tensor, count: int | float, w1: torch.Tensor, b1: torch.Tensor,
-                           w2: torch.Tensor, b2: torch.Tensor, out: torch.Tensor) -> KernelCall:
+                           w2: torch.Tensor, b2: torch.Tensor, out: torch.Tensor, scratch=None) -> KernelCall:
     """The gate from fp32 per-(image, channel) ``sums`` ((N, C) or (N, C, 1, 1)), mean = sums / count."""
     check_float("sums", sums, (torch.float32,))
     if sums.dim() == 4 and tuple(sums.shape[2:]) == (1, 1):
@@ -226,7 +264,7 @@ def se_gate_from_sums_call(sums: torch.Tensor, count: int | float, w1: torch.Ten
     if not count > 0:
         raise ValueError(f"count must be positive, got {count}")
     n, c, cr = _check_gate(sums, w1, b1, w2, b2, out)
-    return _gate_call(sums[:, :, None, None], w1, b1, w2, b2, out, n, c, cr, 1.0 / float(count))
+    return _gate_call(sums[:, :, None, None], w1, b1, w2, b2, out, n, c, cr, 1.0 / float(count), scratch)
 
 
 def se_gate_from_x(x, w1, b1, w2, b2, out) -> None:

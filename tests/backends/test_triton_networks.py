@@ -118,3 +118,26 @@ def test_tf32_is_asked_for_with_dtype_tf32():
     assert relative_l2(tf32.infer(x.to(DEVICE)).cpu(), reference.infer(x)) < 1e-3
     with pytest.raises(fastcnn.InputError, match="allow_tf32"):
         fastcnn.Engine(reference.source_graph, backend="torch", device="cpu", dtype="tf32")
+
+
+@pytest.mark.parametrize("pooled_by", ["conv", "gate"])
+def test_squeeze_excite_scratch_comes_from_the_memory_plan(pooled_by):
+    """The gate's sums (when it pools x itself) and hidden rows are arena scratch the planner
+    placed, not tensors the launcher allocated on the side; with them in place the answer matches."""
+    from fastcnn.zoo.blocks import SqueezeExcite
+
+    before = [nn.Conv2d(3, 32, 3, padding=1), nn.ReLU()] + ([nn.MaxPool2d(2)] if pooled_by == "gate" else [])
+    model = nn.Sequential(*before, SqueezeExcite(32, reduction=4), nn.Conv2d(32, 8, 1)).eval()
+    reference, triton = _engines(model, (3, 8, 8))
+    _check(reference, triton, batch=3)
+    bucket = triton._executor._buckets[4]
+    gates = [n for n in triton.graph.nodes if n.op == "se_gate"]
+    assert gates, "the pipeline planned no se_gate"
+    used = {t.data_ptr() for call in bucket.calls if getattr(call, "name", "") == "se_gate" for t in call.args
+            if isinstance(t, torch.Tensor)}
+    for gate in gates:
+        scratch = ["se_hidden"] + (["se_sums"] if pooled_by == "gate" else [])
+        for name in scratch:
+            buffer = bucket.views.memory.request(gate.name, name)
+            assert buffer.nbytes > 0 and not buffer.zeroed
+            assert bucket.views.arena.data_ptr() + buffer.offset in used
