@@ -280,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--top", type=_positive_int, default=5, help="classes per image (default 5)")
     classify.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     classify.add_argument("--backend", default=None, help="triton, torch, onnxruntime or openvino (default: "
-                                                          "the device's)")
+                                                          "the measured one for the model and device)")
     classify.set_defaults(run=_cmd_classify)
     repo = commands.add_parser("export-repo", help="write a model repository for NVIDIA Triton Inference Server "
                                                    "(DIR/MODEL/config.pbtxt, DIR/MODEL/1/model.onnx)")
@@ -298,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--batch-wait-ms", type=float, default=10.0,
                        help="how long a batch waits for more requests before it runs (default 10)")
     serve.add_argument("--weights", help="zoo models: a state-dict file or a known weight name; default: random")
-    serve.add_argument("--backend", default=None, help="triton, torch, onnxruntime or openvino (default: the device's)")
+    serve.add_argument("--backend", default=None, help="triton, torch, onnxruntime or openvino "
+                       "(default: the measured one for the model and device)")
     serve.add_argument("--replicas", type=_positive_int, default=1, help="copies of the model (default 1)")
     serve.add_argument("--gpus-per-replica", type=float, default=0, help="GPUs per replica (default 0: the CPU)")
     serve.add_argument("--max-body-mb", type=_positive_int, default=20, help="largest request body (default 20 MiB)")

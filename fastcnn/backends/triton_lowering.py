@@ -151,7 +151,7 @@ def has_prologue(node: Node) -> bool:
 
 def _vector_epilogue(node: Node, dtype: torch.dtype) -> bool:
     """Whether every output and the residual will be channel-contiguous and 16-byte aligned."""
-    itemsize = torch.tensor([], dtype=dtype).element_size()
+    itemsize = dtype.itemsize
     values = [v for v in node.outputs if v not in accumulated(node)]
     residual = operand(node, CONV_RESIDUAL) if node.op == "fused_conv2d" else None
     values += [residual] if residual is not None else []
@@ -191,9 +191,8 @@ def workspace_hook(lowering: Lowering) -> WorkspaceHook:
                 return [WorkspaceRequest("partials", 4 * numel)]
         if node.op == "se_gate":
             need = se_gate_scratch(node, lowering)
-            itemsize = torch.empty(0, dtype=lowering.dtype).element_size()
             return [WorkspaceRequest(name, nbytes) for name, nbytes in
-                    (("se_sums", 4 * need.sums), ("se_hidden", itemsize * need.hidden)) if nbytes]
+                    (("se_sums", 4 * need.sums), ("se_hidden", lowering.dtype.itemsize * need.hidden)) if nbytes]
         return []
 
     return requests
@@ -209,7 +208,7 @@ def se_gate_scratch(node: Node, lowering: Lowering) -> GateScratch:
     """The gate launch's scratch sizes, as :func:`~fastcnn.kernels.squeeze_excite.gate_scratch`
     computes them from the shapes and dtypes the launcher will see."""
     x, w1 = node.inputs[0], node.inputs[1]
-    itemsize = torch.empty(0, dtype=lowering.dtype).element_size()
+    itemsize = lowering.dtype.itemsize
     hw, x_itemsize = (1, 4) if _gate_reads_sums(node) else (int(np.prod(x.shape[2:])), itemsize)
     return gate_scratch(int(x.shape[0]), int(x.shape[1]), int(w1.shape[0]), hw, itemsize, x_itemsize)
 
