@@ -7,6 +7,7 @@ the wrong conclusions.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import torch
 
@@ -44,13 +45,19 @@ def torch_device_problem(device: torch.device) -> str | None:
     return None
 
 
-def check_torch_device(device: torch.device | str | None, backend: str) -> torch.device:
-    """Return ``device`` normalised, or raise naming the backend and what is available."""
+def check_torch_device(device: torch.device | str | None, backend: str,
+                       backend_problem: Callable[[torch.device], str | None] = lambda device: None) -> torch.device:
+    """Return ``device`` normalised, or raise naming the backend and what is available: torch
+    must reach the device, and ``backend_problem`` (what the backend itself needs there, such as
+    its runtime's provider) must find nothing wrong."""
     device = as_device(device)
     problem = torch_device_problem(device)
     if problem is not None:
         raise BackendUnavailableError(f"backend {backend!r} on {device}: {problem}; "
                                       f"available devices: {', '.join(available_devices())}")
+    problem = backend_problem(device)
+    if problem is not None:
+        raise BackendUnavailableError(f"backend {backend!r} on {device}: {problem}")
     return device
 
 

@@ -70,10 +70,7 @@ class OrtExecutor:
     def __init__(self, graph: Graph, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None, *, opset: int = 17, tensorrt: bool = False) -> None:
         self.graph = graph
-        self.device = check_torch_device(device, "onnxruntime")
-        problem = provider_problem(self.device)
-        if problem is not None:
-            raise BackendUnavailableError(f"backend 'onnxruntime' on {self.device}: {problem}")
+        self.device = check_torch_device(device, "onnxruntime", provider_problem)
         if dtype not in _DTYPES:
             raise BackendUnavailableError(f"backend 'onnxruntime' cannot run in {dtype}: it runs "
                                           "float32, float16 and float64")

@@ -53,10 +53,7 @@ class OpenVinoExecutor:
 
     def __init__(self, graph: Graph, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None, *, opset: int = 17) -> None:
-        self.device = check_torch_device(device, "openvino")
-        problem = openvino_problem(self.device)
-        if problem is not None:
-            raise BackendUnavailableError(f"backend 'openvino' on {self.device}: {problem}")
+        self.device = check_torch_device(device, "openvino", openvino_problem)
         if dtype not in _PRECISION_HINTS:
             raise BackendUnavailableError(f"backend 'openvino' computes in float32 or bfloat16, not {dtype}")
         self.dtype = dtype

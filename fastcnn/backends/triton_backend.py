@@ -93,10 +93,7 @@ class TritonExecutor:
                  dtype: torch.dtype | None = None, *, max_batch: int = MAX_BATCH, allow_tf32: bool = False) -> None:
         if not isinstance(max_batch, int) or isinstance(max_batch, bool) or not 1 <= max_batch <= MAX_BATCH_LIMIT:
             raise InputError(f"max_batch must be an integer from 1 to {MAX_BATCH_LIMIT}, not {max_batch!r}")
-        self.device = check_torch_device(device, "triton")
-        problem = triton_problem(self.device)
-        if problem is not None:
-            raise BackendUnavailableError(f"backend 'triton' on {self.device}: {problem}")
+        self.device = check_torch_device(device, "triton", triton_problem)
         if dtype not in DTYPES:
             raise BackendUnavailableError(f"backend 'triton' runs float32, float16 and bfloat16, not {dtype}")
         missing = unsupported_nodes(graph)

@@ -6,6 +6,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+import fastcnn.backends.devices as devices
 import fastcnn.backends.onnxruntime_backend as ort_backend
 from fastcnn.backends import BACKENDS, OrtExecutor, TorchExecutor, available, create_executor
 from fastcnn.errors import BackendUnavailableError, FastCNNError
@@ -58,7 +59,7 @@ def test_onnxruntime_without_gpu_providers(monkeypatch) -> None:
     """A CUDA device with a CPU-only onnxruntime is refused even where torch has CUDA."""
     monkeypatch.setattr(ort, "get_available_providers",
                         lambda: ["AzureExecutionProvider", "CPUExecutionProvider"])
-    monkeypatch.setattr(ort_backend, "check_torch_device", lambda device, backend: torch.device(device))
+    monkeypatch.setattr(devices, "torch_device_problem", lambda device: None)  # as if torch had CUDA
     with pytest.raises(BackendUnavailableError, match="no GPU provider") as info:
         OrtExecutor(_graph(), torch.device("cuda:0"), None)
     assert "CPUExecutionProvider" in str(info.value) and "onnxruntime-gpu" in str(info.value)
