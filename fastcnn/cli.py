@@ -5,6 +5,7 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,12 +15,10 @@ import torch
 
 import fastcnn
 from fastcnn.api import import_source
-from fastcnn.backends import choose_backend
 from fastcnn.labels import top_classes
 from fastcnn.model_repository import export_model_repository
 from fastcnn.passes import PIPELINES, PassError, run_pipeline
 from fastcnn.preprocess import decode_image
-from fastcnn.runtime import resolve_device
 from fastcnn.runtime.plan import make_plan, no_torch_ops
 from fastcnn.zoo import ONE_PER_FAMILY
 from fastcnn.zoo.summary import format_table, layer_table
@@ -57,15 +56,14 @@ def _cmd_run(args: argparse.Namespace) -> None:
     agreement with PyTorch."""
     is_file = args.model.endswith(".onnx") or Path(args.model).is_file()
     model = None if is_file else fastcnn.create_model(args.model, seed=0)
-    example = None if model is None else torch.zeros(1, *fastcnn.model_info(args.model).input_size)
     dtype = None if args.dtype is None else getattr(torch, args.dtype)
-    # The module is loaded (to compare with PyTorch on the same weights), so name the zoo model
-    # for its measured default backend.
-    backend = args.backend if is_file else choose_backend(args.backend, resolve_device(args.device), dtype,
-                                                          fastcnn.model_info(args.model).name)
-    with _step(f"loading {args.model}"):
-        engine = fastcnn.load(model if model is not None else args.model, device=args.device,
-                              backend=backend, dtype=dtype, example_input=example)
+    with _step(f"loading {args.model}"), tempfile.TemporaryDirectory(prefix="fastcnn-run-") as folder:
+        # A zoo model is loaded by name, as a user would (its measured default backend, its
+        # preprocessing), with the weights of the module it is compared with.
+        weights = None if model is None else Path(folder) / "weights.pt"
+        if weights is not None:
+            torch.save(model.state_dict(), weights)
+        engine = fastcnn.load(args.model, device=args.device, backend=args.backend, dtype=dtype, weights=weights)
     with _step(f"building and warming up (backend {engine.backend}, {engine.device})"):
         batch = _random_batch(engine.input_spec, args.batch)
         engine.warmup(autotune=True if args.autotune else None)
