@@ -248,12 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     summary.set_defaults(run=_cmd_summary)
     run = commands.add_parser("run", help="export, import and run a model; print latency and "
                                           "agreement with PyTorch")
-    run.add_argument("model", help="zoo model name, or a path to an .onnx file")
+    _model_argument(run)
     run.add_argument("--batch", type=_positive_int, default=8, help="batch size (default 8)")
-    run.add_argument("--backend", default=None,
-                     help="triton, torch or onnxruntime (default: the fastest on the device: "
-                          "onnxruntime on the CPU, triton on CUDA)")
-    run.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    _engine_options(run)
     run.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"],
                      help="compute dtype (default: the model's, float32)")
     run.add_argument("--repeat", type=_positive_int, default=20, help="timed runs (default 20)")
@@ -263,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(run=_cmd_run)
     plan = commands.add_parser("plan", help="the kernel launches and activation memory of a model "
                                             "after the passes")
-    plan.add_argument("model", help="zoo model name, or a path to an .onnx file")
+    _model_argument(plan)
     plan.add_argument("--batch", type=_positive_int, default=1, help="batch size (default 1)")
     plan.add_argument("--pipeline", default="full", choices=list(PIPELINES),
                       help="the passes to run first (default full; none: the graph as imported)")
@@ -271,33 +268,29 @@ def build_parser() -> argparse.ArgumentParser:
     plan.set_defaults(run=_cmd_plan)
     classify = commands.add_parser("classify", help="the top classes of image files (ImageNet names for "
                                                     "1000-class models)")
-    classify.add_argument("model", help="zoo model name (see `fastcnn list`), or a path to an .onnx file")
+    _model_argument(classify)
     classify.add_argument("images", nargs="+", metavar="IMAGE", help="image files Pillow reads (JPEG, PNG...)")
-    classify.add_argument("--weights", help="zoo models: a state-dict file, or a known weight name such as "
-                                            "'torchvision' (fetched once into the torch hub cache); default: random")
+    _weights_option(classify)
     classify.add_argument("--top", type=_positive_int, default=5, help="classes per image (default 5)")
-    classify.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    classify.add_argument("--backend", default=None, help="triton, torch, onnxruntime or openvino (default: "
-                                                          "the measured one for the model and device)")
+    _engine_options(classify)
     classify.set_defaults(run=_cmd_classify)
     repo = commands.add_parser("export-repo", help="write a model repository for NVIDIA Triton Inference Server "
                                                    "(DIR/MODEL/config.pbtxt, DIR/MODEL/1/model.onnx)")
-    repo.add_argument("model", help="zoo model name (see `fastcnn list`), or a path to an .onnx file")
+    _model_argument(repo)
     repo.add_argument("folder", metavar="DIR", help="the repository folder (made if absent)")
     repo.add_argument("--max-batch", type=_positive_int, default=64, help="the server's max_batch_size (default 64)")
-    repo.add_argument("--weights", help="zoo models: a state-dict file or a known weight name; default: random")
+    _weights_option(repo)
     repo.set_defaults(run=_cmd_export_repo)
     serve = commands.add_parser("serve", help="serve a model over HTTP on Ray Serve with dynamic batching "
                                               "(POST /predict, GET /healthz, GET /metrics; needs fastcnn[ray])")
-    serve.add_argument("model", help="zoo model name (see `fastcnn list`), or a path to an .onnx file")
+    _model_argument(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
     serve.add_argument("--port", type=_positive_int, default=8000, help="default 8000")
     serve.add_argument("--max-batch", type=_positive_int, default=8, help="most requests per engine call (default 8)")
     serve.add_argument("--batch-wait-ms", type=float, default=10.0,
                        help="how long a batch waits for more requests before it runs (default 10)")
-    serve.add_argument("--weights", help="zoo models: a state-dict file or a known weight name; default: random")
-    serve.add_argument("--backend", default=None, help="triton, torch, onnxruntime or openvino "
-                       "(default: the measured one for the model and device)")
+    _weights_option(serve)
+    _engine_options(serve, device=False)
     serve.add_argument("--replicas", type=_positive_int, default=1, help="copies of the model (default 1)")
     serve.add_argument("--gpus-per-replica", type=float, default=0, help="GPUs per replica (default 0: the CPU)")
     serve.add_argument("--max-body-mb", type=_positive_int, default=20, help="largest request body (default 20 MiB)")
@@ -323,6 +316,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", help="folder for bench.json, report.md and chart.png (default: ./fastcnn-bench/...)")
     bench.set_defaults(run=_cmd_bench)
     return parser
+
+
+def _model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="zoo model name (see `fastcnn list`), or a path to an .onnx file")
+
+
+def _weights_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", help="zoo models: a state-dict file, or a known weight name such as "
+                                          "'torchvision' (fetched once into the torch hub cache); default: random")
+
+
+def _engine_options(parser: argparse.ArgumentParser, device: bool = True) -> None:
+    """``--backend`` and (unless the command places engines itself) ``--device``, as ``load`` takes them."""
+    parser.add_argument("--backend", default=None, help="triton, torch, onnxruntime or openvino (default: "
+                                                        "the measured one for the model, device and dtype)")
+    if device:
+        parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
 
 
 def _positive_int(text: str) -> int:
