@@ -36,7 +36,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -73,7 +75,7 @@ def buckets(max_batch: int) -> list[int]:
 
 
 @dataclass
-class _Bucket:
+class Bucket:
     """One batch size's prepared run: its input and output views, its calls, its CUDA graph."""
 
     batch: int
@@ -113,7 +115,7 @@ class TritonExecutor:
         self._batched = [bool(v.shape) and isinstance(v.shape[0], str) for v in self.graph.inputs]
         if not any(self._batched):  # a graph of fixed sizes: its first input's dim 0 is the batch
             self._batched = [i == 0 for i in range(len(self.graph.inputs))]
-        self._buckets: dict[int, _Bucket] = {}
+        self._buckets: dict[int, Bucket] = {}
         self._arena = torch.empty(0, dtype=torch.uint8, device=self.device)
         self._workspace = torch.empty(0, dtype=torch.uint8, device=self.device)
         self._lock = threading.Lock()
@@ -132,8 +134,7 @@ class TritonExecutor:
         with self._lock, torch.inference_mode():
             if batch > self.max_batch:
                 return self._run_in_parts(inputs, batch)
-            bucket = self._bucket(next(b for b in buckets(self.max_batch) if b >= batch))
-            return self._run_bucket(bucket, inputs, batch)
+            return self._run_bucket(self._bucket_for(batch), inputs, batch)
 
     def warmup(self, autotune: bool | None = None, *, timer: Timer | None = None,
                cache: TuneCache | None = None) -> None:
@@ -153,11 +154,10 @@ class TritonExecutor:
             chunk = [t[start:start + self.max_batch] if has else t
                      for t, has in zip(inputs, self._batched, strict=True)]
             size = min(self.max_batch, batch - start)
-            bucket = self._bucket(next(b for b in buckets(self.max_batch) if b >= size))
-            parts.append(self._run_bucket(bucket, chunk, size))
+            parts.append(self._run_bucket(self._bucket_for(size), chunk, size))
         return [torch.cat(outs) for outs in zip(*parts, strict=True)]
 
-    def _run_bucket(self, bucket: _Bucket, inputs: list[Tensor], batch: int) -> list[Tensor]:
+    def _run_bucket(self, bucket: Bucket, inputs: list[Tensor], batch: int) -> list[Tensor]:
         for slot, tensor, has_batch in zip(bucket.inputs, inputs, self._batched, strict=True):
             if not has_batch:  # a weight fed at run time: the same in every bucket
                 slot.copy_(tensor.to(device=self.device, dtype=slot.dtype))
@@ -173,13 +173,13 @@ class TritonExecutor:
                 bucket.graph = self._capture(bucket)
         return [out[:batch].clone() for out in bucket.outputs]
 
-    def _launch(self, bucket: _Bucket) -> None:
+    def _launch(self, bucket: Bucket) -> None:
         if self._workspace.numel():
             self._workspace.zero_()
         for call in bucket.calls:
             call()
 
-    def _capture(self, bucket: _Bucket) -> "torch.cuda.CUDAGraph":
+    def _capture(self, bucket: Bucket) -> "torch.cuda.CUDAGraph":
         """Capture the bucket's launches (after one eager run compiled every kernel)."""
         stream = torch.cuda.Stream(self.device)
         stream.wait_stream(torch.cuda.current_stream(self.device))
@@ -190,7 +190,7 @@ class TritonExecutor:
         return graph
 
     # -- building ---------------------------------------------------------------------------
-    def _bucket(self, size: int, tuner: Tuner | None = None) -> _Bucket:
+    def _bucket(self, size: int, tuner: Tuner | None = None) -> Bucket:
         """The bucket of ``size``, prepared (and tuned) on first use; ``tuner`` tunes it again."""
         if size not in self._buckets:
             self._buckets[size] = self._prepare(size)
@@ -222,6 +222,28 @@ class TritonExecutor:
         self.lowering = dataclasses.replace(self.lowering, choices=choices)
         self._buckets[size] = self._prepare(size)
 
+    @property
+    def buckets(self) -> Mapping[int, Bucket]:
+        """The batch buckets prepared so far, by size (read-only): each one's launches, the
+        views they are bound to (with the memory plan), its CUDA graph once captured."""
+        return MappingProxyType(self._buckets)
+
+    @property
+    def arena(self) -> Tensor:
+        """The activation arena (bytes) every bucket's views point into."""
+        return self._arena
+
+    def prepare(self, batch: int) -> Bucket:
+        """The bucket that runs ``batch`` (the smallest size at least ``batch``), prepared now if
+        it was not; ``batch`` at most ``max_batch``."""
+        if not 1 <= batch <= self.max_batch:
+            raise InputError(f"batch must be from 1 to max_batch={self.max_batch}, not {batch}")
+        with self._lock:
+            return self._bucket_for(batch)
+
+    def _bucket_for(self, batch: int) -> Bucket:
+        return self._bucket(next(b for b in buckets(self.max_batch) if b >= batch))
+
     def kernel_choices(self) -> list[KernelChoice]:
         """Per convolution and GEMM of each prepared bucket (batch 1 if none is), which launch
         runs and why: ``rule``, or the tuner's reason (``tuned: 0.12 ms vs rule 0.15 ms``)."""
@@ -235,14 +257,14 @@ class TritonExecutor:
         included, and each node run as a torch op shown as ``torch:<op>``."""
         return make_plan(self.graph, batch, workspace=workspace_hook(self.lowering), torch_ops=torch_reason)
 
-    def _prepare(self, size: int) -> _Bucket:
+    def _prepare(self, size: int) -> Bucket:
         """Plan the graph at batch ``size``, grow the arena if needed, bind every launch."""
         plan = self.plan(size)
         self._grow(plan.memory)
         calls, views = bind_launches(self.graph, size, plan.memory, self.lowering, self.weights,
                                      self._arena, self._workspace)
         static = views.graph
-        return _Bucket(size, [views.tensor(v) for v in static.inputs], [views.tensor(v) for v in static.outputs],
+        return Bucket(size, [views.tensor(v) for v in static.inputs], [views.tensor(v) for v in static.outputs],
                        calls, views=views)
 
     def _grow(self, memory: MemoryPlan) -> None:

@@ -201,16 +201,16 @@ def test_triton_warmup_prepares_every_bucket_before_any_infer() -> None:
     h = g.add_node("conv2d", [x, w], {"stride": (1, 1), "padding": (1, 1, 1, 1), "dilation": (1, 1), "groups": 1})
     g.outputs = list(g.add_node("relu", h.outputs).outputs)
     executor = create_executor("triton", g, "cpu", None, max_batch=3)
-    assert executor._buckets == {}
+    assert executor.buckets == {}
     executor.warmup()
-    assert sorted(executor._buckets) == [1, 2, 3]
-    prepared = dict(executor._buckets)
+    assert sorted(executor.buckets) == [1, 2, 3]
+    prepared = dict(executor.buckets)
     executor._prepare = None  # any preparation from now on fails the test
     for batch in (3, 1, 2):
         inputs = [torch.randn(batch, 3, 6, 6, generator=torch.Generator().manual_seed(batch))]
         expected = TorchExecutor(g, "cpu", None).run(inputs)[0]
         assert relative_l2(executor.run(inputs)[0], expected) < 1e-5
-    assert executor._buckets == prepared
+    assert executor.buckets == prepared
 
 
 def test_op_without_torch_implementation_is_refused_at_build() -> None:

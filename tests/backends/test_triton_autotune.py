@@ -95,7 +95,7 @@ def test_torch_winning_runs_the_layers_through_torch_and_matches(tmp_path):
     convs = [row for row in _tunable(triton) if row.op != "fused_gemm"]
     assert len(convs) >= 5 and all(row.choice == "torch conv2d + epilogue" for row in convs), convs
     assert all(row.reason.startswith("torch: 0.01 ms vs rule 1 ms") for row in convs)
-    calls = triton._executor._buckets[1].calls
+    calls = triton._executor.buckets[1].calls
     assert sum(isinstance(c, conv_torch.TorchConvCall) for c in calls) == len(convs)
     _matches(reference, triton)
 
@@ -140,7 +140,7 @@ def test_a_chosen_split_k_gets_its_workspace_planned(tmp_path):
              if isinstance(d.value, ConvConfig) and d.value.split_k == 2}
     assert {batch for _, batch in split} == {1, 2}
     for (node, batch) in split:
-        assert executor._buckets[batch].views.memory.request(node, "partials").nbytes > 0
+        assert executor.buckets[batch].views.memory.request(node, "partials").nbytes > 0
     _matches(reference, triton, batch=2)
     _matches(reference, triton, batch=1)
 

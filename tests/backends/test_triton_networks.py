@@ -59,7 +59,7 @@ def test_a_batch_between_buckets_is_padded_and_cut():
     reference, triton = _engines(fastcnn.create_model("resnet18", seed=0).eval(), (3, 32, 32))
     _check(reference, triton, batch=3)
     _check(reference, triton, batch=2)
-    assert sorted(triton._executor._buckets) == [2, 4]
+    assert sorted(triton._executor.buckets) == [2, 4]
 
 
 def test_a_batch_past_max_batch_runs_in_parts():
@@ -68,7 +68,7 @@ def test_a_batch_past_max_batch_runs_in_parts():
     reference = fastcnn.load(model, device="cpu", backend="torch", example_input=torch.zeros(1, 1, 32, 32))
     triton = fastcnn.Engine(reference.source_graph, backend="triton", device=DEVICE, max_batch=2)
     _check(reference, triton, batch=5)
-    assert sorted(triton._executor._buckets) == [1, 2]
+    assert sorted(triton._executor.buckets) == [1, 2]
 
 
 def test_an_empty_batch_is_an_input_error_naming_the_backends_that_run_it():
@@ -130,7 +130,7 @@ def test_squeeze_excite_scratch_comes_from_the_memory_plan(pooled_by):
     model = nn.Sequential(*before, SqueezeExcite(32, reduction=4), nn.Conv2d(32, 8, 1)).eval()
     reference, triton = _engines(model, (3, 8, 8))
     _check(reference, triton, batch=3)
-    bucket = triton._executor._buckets[4]
+    bucket = triton._executor.buckets[4]
     gates = [n for n in triton.graph.nodes if n.op == "se_gate"]
     assert gates, "the pipeline planned no se_gate"
     used = {t.data_ptr() for call in bucket.calls if getattr(call, "name", "") == "se_gate" for t in call.args

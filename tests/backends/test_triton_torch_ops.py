@@ -144,8 +144,8 @@ def _poisoned_run(engine: fastcnn.Engine, x: torch.Tensor) -> list[torch.Tensor]
     """Prepare the bucket, fill the whole arena with 0xFF bytes (NaN in float, -1 in int64),
     then run: every output element must have been written by this run."""
     executor = engine._executor
-    executor._bucket(x.shape[0])
-    executor._arena.fill_(0xFF)
+    executor.prepare(x.shape[0])
+    executor.arena.fill_(0xFF)
     return engine.run([x.to(DEVICE)])
 
 
@@ -195,8 +195,8 @@ def test_a_runtime_weight_convolution_feeding_a_squeeze_excite_gate(tmp_path):
     for batch in (3, 5):  # a padded bucket, then two parts (4 + 1) sharing the one weight
         x = torch.randn(batch, 3, 8, 8, generator=generator)
         executor = triton._executor
-        executor._bucket(4)
-        executor._arena.fill_(0xFF)
+        executor.prepare(4)
+        executor.arena.fill_(0xFF)
         (got,) = triton.run([x.to(DEVICE), w.to(DEVICE)])
         assert relative_l2(got.cpu(), reference.run([x, w])[0]) < TOLERANCE
     ops = [launch.op for launch in triton.plan.launches]
