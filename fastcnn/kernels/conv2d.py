@@ -386,7 +386,8 @@ def choose_conv_config(batch: int, in_channels: int, out_channels: int, out_size
     """The tiles for one layer, by rule (no tuning run needed).
 
     - BLOCK_K: the largest of 64/32/16 (16-bit) or 32/16 (fp32) dividing ``Cin_g`` (the channel
-      loop); otherwise the flattened K is gathered, in the block that pads it least.
+      loop); otherwise the flattened K is gathered, in the block that pads it least, at most
+      16 deep (fp32) or 32 (16-bit).
     - BLOCK_N: 128 (16-bit) where it divides the packed columns, else 64, or 32 for thin layers;
       at most 64 unless ``vector_epilogue`` (every output view and the residual channel-contiguous
       and 16-byte aligned, see :func:`epilogue_vectorizes`): element-wise epilogue accesses of
@@ -395,7 +396,8 @@ def choose_conv_config(batch: int, in_channels: int, out_channels: int, out_size
     - split_k: when even 64-row tiles leave multiprocessors idle and K is long, enough splits to
       fill them, each split keeping at least 4 K iterations, at most 16 splits; a 16-bit split
       layer with a ``prologue`` steps 32 deep where it would step 64 with at most 64 columns.
-    Tiles stay at most 128x64x32 (fp32; 128x32 with a 16-deep K step) and 128x128x64 (16-bit),
+    Tiles stay at most 128x64x32 (fp32; 128x32 with a 16-deep K step) and 128x128x64 (16-bit;
+    64x64 with a 16-deep K step; 32 deep where K is gathered),
     with :func:`conv_warps`, which compile without spills on sm_80 and sm_90 with the heaviest
     epilogue (prologue, residual, post-ReLU, pooled sums, 4 output views); the tuner's
     candidates stay inside the same bounds (:func:`fit_conv_config`).
@@ -405,17 +407,19 @@ def choose_conv_config(batch: int, in_channels: int, out_channels: int, out_size
     cin_g, cout_g = in_channels // groups, out_channels // groups
     k = kh * kw * cin_g
     ks = (64, 32, 16) if wide else (32, 16)
-    # fp32 gathers 16 columns at a time: 32 spills on sm_80 with 128-row tiles
-    block_k = next((b for b in ks if cin_g % b == 0), None) or _gather_block_k(k, ks if wide else (16, 32))
+    block_k = next((b for b in ks if cin_g % b == 0), None)
+    if block_k is None:
+        block_k = _gather_block_k(k, [b for b in ks if b <= _gather_max_block_k(dtype)])
     cols = packed_columns(cout_g)
     block_n = 128 if wide and vector_epilogue and cols % 128 == 0 else (64 if cols % 64 == 0 else 32)
-    block_n = min(block_n, _FP32_K16_BLOCK_N) if not wide and block_k == 16 else block_n
+    if block_k == 16:
+        block_n = min(block_n, _k16_max_tile(dtype)[1])
 
     def tiles(block_m: int) -> int:
         rows = batch * math.ceil(ho * wo / block_m) if pooled else math.ceil(batch * ho * wo / block_m)
         return rows * math.ceil(cout_g / block_n) * groups
 
-    block_m = 128 if tiles(128) >= sm_count else 64
+    block_m = 128 if tiles(128) >= sm_count and (block_k > 16 or _k16_max_tile(dtype)[0] >= 128) else 64
 
     def splits(block_k: int) -> int:
         k_tiles = math.ceil(k / block_k)
@@ -431,26 +435,38 @@ def choose_conv_config(batch: int, in_channels: int, out_channels: int, out_size
     return ConvConfig(block_m, block_n, block_k, conv_warps(block_m, block_n, block_k, dtype), 3, split_k)
 
 
-# Exact fp32 (FMA) with a 16-deep K step, gathered or not: 64 columns spilled 8-36 bytes on sm_80
-# at 64 rows and, gathered with a prologue and split-K, 12 bytes at 128 rows (ptxas 12.9,
-# Triton 3.9); 32 columns at 8 warps never did, on sm_80 or sm_90.
-_FP32_K16_BLOCK_N = 32
+def _gather_max_block_k(dtype: torch.dtype) -> int:
+    """The deepest K step of a gathered K loop (``Cin_g`` not a multiple of BLOCK_K), whose A
+    tile is loaded element by element. fp32: 16 (32 spilled up to 280 bytes on sm_80 with
+    128-row tiles). 16-bit: 32 (64 spilled on sm_80 and sm_90: 128x32x64 at 4 warps 1.2 KB,
+    128x128x64 at 8 warps 32 bytes, with a prologue 120; ptxas 12.9, Triton 3.9)."""
+    return 16 if dtype == torch.float32 else 32
+
+
+def _k16_max_tile(dtype: torch.dtype) -> tuple[int, int]:
+    """The largest tile (rows, columns) with a 16-deep K step. Exact fp32 (FMA): 128 x 32 (64
+    columns spilled 8-36 bytes on sm_80 at 64 rows and, gathered with a prologue and split-K,
+    12 bytes at 128 rows). 16-bit: 64 x 64 (on sm_80 64x128x16 at 8 warps spilled 18-24 bytes
+    with a residual, 128x64x16 at 8 warps 12 bytes with no epilogue at all, 128x32x16 at 4
+    warps 6; ptxas heuristics there, at 80 registers, not register pressure). ptxas 12.9,
+    Triton 3.9."""
+    return (128, 32) if dtype == torch.float32 else (64, 64)
 
 
 def fit_conv_config(config: ConvConfig, cin_g: int, dtype: torch.dtype, prologue: bool = False) -> ConvConfig:
     """``config`` brought inside the bounds :func:`choose_conv_config` keeps so that no tile
     spills, for the tuner's candidates; every config the rules pick is unchanged by it. The
     warps are always :func:`conv_warps`'s (at 4 warps 16-bit 128x128 tiles spilled up to 516
-    bytes; at 8, 64x64x64 spilled 24). In fp32 a gathered K loop (``cin_g`` not a multiple of
-    BLOCK_K) steps 16 columns at a time (32 spilled up to 280 bytes on sm_80) and a 16-deep
-    step takes at most 32 columns; in 16-bit a split tile of at most 64 columns with a
+    bytes; at 8, 64x64x64 spilled 24). A gathered K loop (``cin_g`` not a multiple of BLOCK_K)
+    steps at most :func:`_gather_max_block_k` deep, a 16-deep step's tile is at most
+    :func:`_k16_max_tile`, and in 16-bit a split tile of at most 64 columns with a
     ``prologue`` steps at most 32 deep."""
-    if dtype == torch.float32:
-        if cin_g % config.block_k:
-            config = replace(config, block_k=16)
-        if config.block_k == 16:
-            config = replace(config, block_n=min(config.block_n, _FP32_K16_BLOCK_N))
-    elif prologue and config.split_k > 1 and config.block_n <= 64 and config.block_k > 32:
+    if cin_g % config.block_k:
+        config = replace(config, block_k=min(config.block_k, _gather_max_block_k(dtype)))
+    if config.block_k == 16:
+        rows, cols = _k16_max_tile(dtype)
+        config = replace(config, block_m=min(config.block_m, rows), block_n=min(config.block_n, cols))
+    if dtype != torch.float32 and prologue and config.split_k > 1 and config.block_n <= 64 and config.block_k > 32:
         config = replace(config, block_k=32)
     return replace(config, num_warps=conv_warps(config.block_m, config.block_n, config.block_k, dtype))
 
@@ -458,8 +474,8 @@ def fit_conv_config(config: ConvConfig, cin_g: int, dtype: torch.dtype, prologue
 def conv_warps(block_m: int, block_n: int, block_k: int, dtype: torch.dtype) -> int:
     """The warps of a tile, chosen so that it does not spill on sm_80 or sm_90.
 
-    16-bit: 8 from 64x128 up (a thread's share of a 128x128 tile is 64 accumulators at 8 warps),
-    and for 128-row tiles with a 16-deep K step (128x32x16 at 4 spilled 6 bytes on sm_80).
+    16-bit: 8 from 64x128 up (a thread's share of a 128x128 tile is 64 accumulators at 8
+    warps), 4 below (tiles with a 16-deep K step stay at 64x64, see :func:`_k16_max_tile`).
     Exact fp32 runs ``tl.dot`` on FMA with the A and B tiles in registers beside the
     accumulators, and ptxas is less regular there (ptxas 12.9, Triton 3.9, sm_80/sm_90, the
     heaviest epilogues): 8 warps for 128-row tiles (128x32x32 at 4 took 255 registers and
@@ -469,7 +485,7 @@ def conv_warps(block_m: int, block_n: int, block_k: int, dtype: torch.dtype) -> 
     """
     if dtype == torch.float32:
         return 8 if block_m >= 128 or block_k == 16 else 4
-    return 8 if block_m * block_n >= 64 * 128 or (block_m >= 128 and block_k == 16) else 4
+    return 8 if block_m * block_n >= 64 * 128 else 4
 
 
 # -- weights ------------------------------------------------------------------------------------

@@ -96,12 +96,16 @@ def choose_gemm_config(m: int, n: int, k: int, dtype: torch.dtype, sm_count: int
 
 def gemm_config_fits(config: GemmConfig, dtype: torch.dtype) -> bool:
     """Whether a ``tl.dot`` tile stays inside the bounds :func:`choose_gemm_config` keeps so that
-    it does not spill (the tuner's candidates keep them too): exact fp32 runs on FMA with A and
+    it does not spill (the tuner's candidates keep them too). Exact fp32 runs on FMA with A and
     B in registers, and stays at 64 x 64 x 32 with 4 warps (ptxas 12.9, Triton 3.9: on sm_80
     64x128x32 and 128x64x32 spilled 24-28 bytes, 64x64x64 up to 13.9 KB; on sm_90 64x128x32
-    spilled 32-76 bytes and 64x64x32 at 8 warps 28)."""
-    if config.block_m == 1 or dtype != torch.float32:
+    spilled 32-76 bytes and 64x64x32 at 8 warps 28). 16-bit tiles of 128 rows take 8 warps
+    (128x64x64 at 4 spilled 152 bytes on sm_80 with a tanh epilogue; at 8, none; 64x128 at 4
+    did not)."""
+    if config.block_m == 1:
         return True
+    if dtype != torch.float32:
+        return config.num_warps == 8 or config.block_m < 128
     return config.block_m * config.block_n <= 64 * 64 and config.block_k <= 32 and config.num_warps == 4
 
 
