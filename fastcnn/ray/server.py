@@ -127,6 +127,7 @@ def run_server(model: Any, host: str = "127.0.0.1", port: int = 8000, **app_opti
     except KeyboardInterrupt:  # Ctrl-C, also while the replicas are still starting
         pass
     finally:
+        print("stopping: shutting the replicas down", flush=True)
         serve.shutdown()
 
 
