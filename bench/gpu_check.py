@@ -42,7 +42,7 @@ LATENCY_MODELS = ("resnet50", "googlenet", "densenet121", "squeezenet1_1", "vgg1
 ROUNDS = 3
 COMPILE_RESERVE_S = 120  # torch.compile's first call per shape (max-autotune takes longer: give it its own run)
 IMPLS = ("pytorch-eager", "pytorch-eager-channels-last", "pytorch-cudagraph", "torch-compile", "fastcnn-torch",
-         "fastcnn-triton")
+         "fastcnn-triton", "fastcnn-triton-pdl")
 # ONE_PER_FAMILY, the most used first; batch 8 so that the float16 kernels compiled here serve step 2.
 _FIRST = ("resnet50", "googlenet", "densenet121", "squeezenet1_1", "se_resnet50", "inception_v3", "vgg16", "alexnet")
 CORRECT_MODELS = (*_FIRST, *(m for m in ONE_PER_FAMILY if m not in _FIRST))

@@ -16,8 +16,9 @@ import argparse
 import json
 from pathlib import Path
 
-IMPLS = ("pytorch-eager", "pytorch-eager-channels-last", "pytorch-cudagraph", "fastcnn-torch", "fastcnn-triton")
-PEERS = ("pytorch-eager", "pytorch-eager-channels-last", "pytorch-cudagraph")
+PEERS = ("pytorch-eager", "pytorch-eager-channels-last", "pytorch-cudagraph", "torch-compile",
+         "torch-compile-max-autotune")
+IMPLS = (*PEERS, "fastcnn-torch", "fastcnn-triton", "fastcnn-triton-pdl")
 
 
 def read(path: Path) -> list[dict]:

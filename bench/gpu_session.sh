@@ -43,8 +43,8 @@ if [ "${AUTOTUNE:-1}" = 1 ]; then
             --autotune --repeat 50
     done
 fi
-# 4. the `gpu` tests (a pytest -k expression; by default the engine's buckets and its lock).
-GPU_TESTS=${GPU_TESTS-batches or concurrent}
+# 4. the `gpu` tests (a pytest -k expression; by default the engine's buckets, its lock, dependent launches).
+GPU_TESTS=${GPU_TESTS-batches or concurrent or dependent}
 if [ -n "$GPU_TESTS" ]; then
     step gpu_tests timeout "${GPU_TESTS_TIMEOUT:-240}" "$PY" -m pytest -q -m gpu -p no:cacheprovider tests \
         -k "$GPU_TESTS" --durations=10

@@ -24,6 +24,9 @@ so a second process tunes nothing. Under the interpreter an explicit ``autotune=
 an injected ``timer`` (the tests' fake clock) and is refused without one, while the
 environment variable is ignored there: nothing on a CPU measures a GPU's speed.
 
+``FASTCNN_PDL=1`` on Hopper and later makes each Triton launch a programmatic dependent launch
+(:func:`dependent_launches`): opt-in until measured against plain launches.
+
 ``run`` copies the batch into the bucket's input buffer (padding a batch between buckets
 with zeros up to the next bucket), replays, and returns a fresh copy of the outputs' first
 rows. Concurrent calls on one engine are serialised by a lock.
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -110,6 +114,7 @@ class TritonExecutor:
                                  interpreted=self.device.type == "cpu")
         self.weights = pack_weights(self.graph, self.lowering)
         self.max_batch = max_batch
+        self.dependent_launches = dependent_launches(self.device)
         # Inputs whose first dim is the batch (padded to the bucket, split past max_batch); any
         # other (a convolution's weight fed at run time) is copied whole into every bucket.
         self._batched = [bool(v.shape) and isinstance(v.shape[0], str) for v in self.graph.inputs]
@@ -263,6 +268,8 @@ class TritonExecutor:
         self._grow(plan.memory)
         calls, views = bind_launches(self.graph, size, plan.memory, self.lowering, self.weights,
                                      self._arena, self._workspace)
+        if self.dependent_launches:
+            calls = [dataclasses.replace(c, pdl=True) if isinstance(c, KernelCall) else c for c in calls]
         static = views.graph
         return Bucket(size, [views.tensor(v) for v in static.inputs], [views.tensor(v) for v in static.outputs],
                        calls, views=views)
@@ -381,6 +388,17 @@ def _with_dtype(graph: Graph, dtype: torch.dtype) -> Graph:
 
 def _torch_dtype(name: str) -> torch.dtype:
     return getattr(torch, name)
+
+
+def dependent_launches(device: torch.device) -> bool:
+    """Whether the plan's Triton kernels are programmatic dependent launches (each waits for
+    the one before in :func:`~fastcnn.kernels.launch.grid_dependency`, and launches while it
+    finishes): ``FASTCNN_PDL=1`` on a GPU of compute capability 9.0 or later. Opt-in until it
+    is measured on a GPU against plain launches; it exists for batch 1, where the gaps between
+    about 60 short dependent kernels are most of the latency."""
+    if os.environ.get("FASTCNN_PDL") != "1" or device.type != "cuda":
+        return False
+    return torch.cuda.get_device_capability(device)[0] >= 9
 
 
 def _multiprocessors(device: torch.device) -> int:

@@ -15,7 +15,8 @@ import copy
 import importlib.util
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,7 +181,10 @@ register("openvino-bf16", peer=True, computes_in="bfloat16")(_openvino("bf16"))
 
 
 # -- fastcnn ----------------------------------------------------------------------------------
-def _fastcnn(backend: str, pipeline: str | None = None) -> Callable[[nn.Module, Case], Runner]:
+def _fastcnn(backend: str, pipeline: str | None = None,
+             environment: dict[str, str] | None = None) -> Callable[[nn.Module, Case], Runner]:
+    """fastcnn's engine on ``backend``; ``environment``: variables set while the engine is built
+    (read by the executor then), such as ``FASTCNN_PDL``."""
     def build(module: nn.Module, case: Case) -> Runner:
         import fastcnn
         from fastcnn.backends import unavailable_reason
@@ -190,13 +194,35 @@ def _fastcnn(backend: str, pipeline: str | None = None) -> Callable[[nn.Module, 
             raise Absent(reason)
         example = torch.zeros(1, *case.batch_shape[1:])
         try:
-            engine = fastcnn.load(module.float().cpu(), device=case.device, backend=backend, dtype=case.dtype,
-                                  example_input=example, pipeline=pipeline)
+            with _environment(environment or {}):
+                engine = fastcnn.load(module.float().cpu(), device=case.device, backend=backend, dtype=case.dtype,
+                                      example_input=example, pipeline=pipeline)
+                engine.warmup()
         except fastcnn.BackendUnavailableError as exc:
             raise Absent(str(exc)) from None
-        engine.warmup()
         return engine.infer
     return build
+
+
+@contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _fastcnn_triton_pdl(module: nn.Module, case: Case) -> Runner:
+    """The Triton backend with programmatic dependent launches (Hopper and later)."""
+    if not str(case.device).startswith("cuda") or torch.cuda.get_device_capability(case.device)[0] < 9:
+        raise Absent("programmatic dependent launch needs a GPU of compute capability 9.0 or later")
+    return _fastcnn("triton", environment={"FASTCNN_PDL": "1"})(module, case)
 
 
 register("fastcnn-torch", peer=False)(_fastcnn("torch"))
@@ -204,6 +230,7 @@ register("fastcnn-torch-unfused", peer=False)(_fastcnn("torch", pipeline="none")
 register("fastcnn-onnxruntime", peer=False)(_fastcnn("onnxruntime"))
 register("fastcnn-openvino", peer=False)(_fastcnn("openvino"))
 register("fastcnn-triton", peer=False)(_fastcnn("triton"))
+register("fastcnn-triton-pdl", peer=False)(_fastcnn_triton_pdl)
 
 
 def relative_l2(actual: Tensor, expected: Tensor) -> float:

@@ -68,6 +68,7 @@ class CompileReport:
     static_shared: int  # declared in the PTX (ptxas "bytes smem")
     dynamic_shared: int  # Triton's metadata.shared, requested at launch
     math: str  # one of MATH_PATHS
+    waits_for_grid: bool  # griddepcontrol.wait in the PTX: a programmatic dependent launch's wait
     triton_version: str
     ptxas_version: str
     ptxas_log: str = field(default="", repr=False, compare=False)
@@ -143,7 +144,7 @@ class _Job:
 
 
 def _job(call: KernelCall) -> _Job:
-    return _Job(call.fn.__module__, call.fn.__qualname__, call.signature(), dict(call.constexprs),
+    return _Job(call.fn.__module__, call.fn.__qualname__, call.signature(), call.all_constexprs(),
                 call.num_warps, call.num_stages)
 
 
@@ -179,7 +180,8 @@ def _compile(fn: JITFunction, job: _Job, arch: int, ptxas: tuple[str, str]) -> d
     try:
         compiled = triton.compile(ASTSource(fn, job.signature, job.constexprs),
                                   target=GPUTarget("cuda", arch, 32),
-                                  options={"num_warps": job.num_warps, "num_stages": job.num_stages})
+                                  options={"num_warps": job.num_warps, "num_stages": job.num_stages,
+                                           "launch_pdl": bool(job.constexprs.get("PDL"))})
     except Exception as e:  # Triton raises many types: CompilationError, RuntimeError, AssertionError, ...
         raise CompileCheckError(f"{job.describe(arch)} does not compile: {type(e).__name__}: {e}") from e
     ptx, fp_fusion = compiled.asm["ptx"], getattr(compiled.metadata, "enable_fp_fusion", True)
@@ -193,7 +195,8 @@ def _compile(fn: JITFunction, job: _Job, arch: int, ptxas: tuple[str, str]) -> d
     return dict(name=compiled.metadata.name, constexprs=tuple(sorted(job.constexprs.items())), arch=arch,
                 signature=tuple((k, t) for k, t in job.signature.items() if t != "constexpr"),
                 num_warps=job.num_warps, num_stages=job.num_stages, dynamic_shared=compiled.metadata.shared,
-                math=_math_path(ptx), triton_version=triton.__version__, ptxas_version=ptxas[1], **stats)
+                math=_math_path(ptx), waits_for_grid="griddepcontrol.wait" in ptx,
+                triton_version=triton.__version__, ptxas_version=ptxas[1], **stats)
 
 
 def _math_path(ptx: str) -> str:

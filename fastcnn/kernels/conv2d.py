@@ -62,7 +62,7 @@ import triton.language as tl
 from torch import Tensor
 
 from fastcnn.kernels.elementwise import ACTIVATIONS, FLOAT_DTYPES, activate, activation_args
-from fastcnn.kernels.launch import KernelCall, kernel
+from fastcnn.kernels.launch import KernelCall, grid_dependency, kernel
 
 __all__ = ["ACTIVATIONS", "ConvConfig", "choose_conv_config", "epilogue_vectorizes", "pack_conv_weight",
            "packed_columns", "conv2d", "conv2d_calls", "conv2d_call", "conv2d_epilogue_call", "conv_output_size"]
@@ -187,8 +187,9 @@ def _conv2d_kernel(
     HAS_PROLOGUE: tl.constexpr, PROLOGUE_RELU: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
     POST_RELU: tl.constexpr, NUM_OUTS: tl.constexpr, POOLED: tl.constexpr,
-    FULL_N: tl.constexpr, RES_ALIGN: tl.constexpr, OUT_ALIGN: tl.constexpr, WS_ALIGN: tl.constexpr,
+    FULL_N: tl.constexpr, RES_ALIGN: tl.constexpr, OUT_ALIGN: tl.constexpr, WS_ALIGN: tl.constexpr, PDL: tl.constexpr,
 ):
+    grid_dependency(PDL)
     pid = tl.program_id(0)
     group = tl.program_id(1)
     pid_k = tl.program_id(2)
@@ -319,9 +320,10 @@ def _conv2d_epilogue_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SPLIT_K: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
     POST_RELU: tl.constexpr, NUM_OUTS: tl.constexpr, POOLED: tl.constexpr,
-    FULL_N: tl.constexpr, RES_ALIGN: tl.constexpr, OUT_ALIGN: tl.constexpr, WS_ALIGN: tl.constexpr,
+    FULL_N: tl.constexpr, RES_ALIGN: tl.constexpr, OUT_ALIGN: tl.constexpr, WS_ALIGN: tl.constexpr, PDL: tl.constexpr,
 ):
     """Sums the ``SPLIT_K`` partials of each output element in order, then the epilogue."""
+    grid_dependency(PDL)
     image, oh, ow, m, m_valid, tile_image = output_rows(tl.program_id(0), M, HoWo, Wo, BLOCK_M, POOLED)
     co = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     co_valid = co < Cout

@@ -36,7 +36,7 @@ from fastcnn.kernels.conv2d import (
     pair,
     view_align,
 )
-from fastcnn.kernels.launch import KernelCall, kernel
+from fastcnn.kernels.launch import KernelCall, grid_dependency, kernel
 
 __all__ = ["DirectConfig", "choose_direct_config", "prefers_direct", "pack_direct_weight", "conv_direct_call",
            "conv_direct"]
@@ -63,8 +63,9 @@ def _conv_direct_kernel(
     HAS_PROLOGUE: tl.constexpr, PROLOGUE_RELU: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
     POST_RELU: tl.constexpr, NUM_OUTS: tl.constexpr, POOLED: tl.constexpr,
-    FULL_N: tl.constexpr, RES_ALIGN: tl.constexpr, OUT_ALIGN: tl.constexpr,
+    FULL_N: tl.constexpr, RES_ALIGN: tl.constexpr, OUT_ALIGN: tl.constexpr, PDL: tl.constexpr,
 ):
+    grid_dependency(PDL)
     image, oh, ow, m, m_valid, tile_image = output_rows(tl.program_id(0), M, HoWo, Wo, BLOCK_M, POOLED)
     co = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     co_valid = co < Cout

@@ -30,7 +30,7 @@ import torch
 import triton
 import triton.language as tl
 
-from fastcnn.kernels.launch import KernelCall, kernel
+from fastcnn.kernels.launch import KernelCall, grid_dependency, kernel
 
 ACTIVATIONS = ("none", "relu", "clip", "sigmoid", "tanh", "leaky_relu")
 BINARY_OPS = ("none", "add", "sub", "mul", "div")
@@ -162,8 +162,9 @@ def _elementwise_kernel(
     alpha, clip_lo, clip_hi,
     BINARY: tl.constexpr, HAS_Z: tl.constexpr, ACTIVATION: tl.constexpr,
     X_INNER: tl.constexpr, Y_INNER: tl.constexpr, Z_INNER: tl.constexpr, O_INNER: tl.constexpr,
-    VEC: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_I: tl.constexpr,
+    VEC: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_I: tl.constexpr, PDL: tl.constexpr,
 ):
+    grid_dependency(PDL)
     inner = inner_q * VEC
     pid = tl.program_id(0)
     blocks_i = tl.cdiv(inner, BLOCK_I)
@@ -279,10 +280,11 @@ def _reduce_mean_kernel(
     x_ptr, out_ptr,
     k1, k2, k3, rows, r1, r2, r3, count, inv_count,
     xk0, xk1, xk2, xk3, ok0, ok1, ok2, ok3, xr0, xr1, xr2, xr3,
-    BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr, PDL: tl.constexpr,
 ):
     """Each row is one output element (kept coordinates k0..k3, ``rows`` of them); its
     ``count`` inputs are the reduced coordinates r0..r3, summed in fp32 ``BLOCK_K`` at a time."""
+    grid_dependency(PDL)
     r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     c3 = r % k3
     t = r // k3

@@ -40,7 +40,7 @@ from fastcnn.kernels.elementwise import (
     check_writable,
     vector_width,
 )
-from fastcnn.kernels.launch import KernelCall, kernel
+from fastcnn.kernels.launch import KernelCall, grid_dependency, kernel
 
 PACK_K = 128  # W's rows are padded to a multiple of this many elements (any BLOCK_K divides it)
 _GEMM_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -137,10 +137,11 @@ def _gemm_kernel(
     alpha, clip_lo, clip_hi,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     A_VEC: tl.constexpr, EVEN_K: tl.constexpr, SPLIT: tl.constexpr,
-    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, PRECISION: tl.constexpr,
+    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, PRECISION: tl.constexpr, PDL: tl.constexpr,
 ):
     """One ``BLOCK_M x BLOCK_N`` output tile over one K slice. ``A_VEC > 0``: A's rows are
     contiguous and ``A_VEC``-element aligned, and ``K == K_q * A_VEC`` (0: any strides)."""
+    grid_dependency(PDL)
     pid = tl.program_id(0)
     num_m = tl.cdiv(M, BLOCK_M)
     pid_m = pid % num_m  # M fastest: the programs sharing a W tile run together
@@ -209,9 +210,10 @@ def _gemm_reduce_kernel(
     ws_ptr, bias_ptr, out_ptr,
     M, N, splits, stride_om, stride_on,
     alpha, clip_lo, clip_hi,
-    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, BLOCK: tl.constexpr,
+    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, BLOCK: tl.constexpr, PDL: tl.constexpr,
 ):
     """Sum the ``splits`` fp32 partials of ``BLOCK`` outputs, then bias and activation."""
+    grid_dependency(PDL)
     idx = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mn = M * N
     mask = idx < mn

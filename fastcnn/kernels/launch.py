@@ -23,6 +23,7 @@ from typing import Any, Callable
 import torch
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 _TRITON_TYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16", torch.float64: "fp64",
                  torch.int32: "i32", torch.int64: "i64", torch.int8: "i8", torch.uint8: "u8", torch.bool: "i1"}
@@ -38,6 +39,18 @@ def kernel(fn: Callable) -> Any:
     """``@triton.jit`` without value specialization: see the module docstring."""
     names = _runtime_params(fn)
     return triton.jit(fn, do_not_specialize=names, do_not_specialize_on_alignment=names)
+
+
+@triton.jit
+def grid_dependency(PDL: tl.constexpr):
+    """The first statement of every kernel. With ``PDL`` (a programmatic dependent launch, sm_90
+    and later) the kernel waits until the kernel before it has finished and its writes are
+    visible, before it reads or writes anything; then it lets the next kernel launch, whose
+    programs in turn wait. So launches overlap with the previous kernel's tail, and no kernel
+    touches memory early. Without ``PDL`` it compiles to nothing."""
+    if PDL:
+        gdc_wait()
+        gdc_launch_dependents()
 
 
 def triton_type(value: Any) -> str:
@@ -65,10 +78,21 @@ class KernelCall:
     num_warps: int = 4
     num_stages: int = 2
     name: str = field(default="")
+    pdl: bool = False  # launched as a programmatic dependent launch (see grid_dependency)
 
     def __call__(self) -> None:
-        self.kernel[self.grid](*self.args, **self.constexprs, num_warps=self.num_warps,
-                               num_stages=self.num_stages)
+        pdl = {"launch_pdl": True} if self.pdl else {}
+        self.kernel[self.grid](*self.args, **self.all_constexprs(), num_warps=self.num_warps,
+                               num_stages=self.num_stages, **pdl)
+
+    def all_constexprs(self) -> dict[str, Any]:
+        """The launcher's constexprs, and ``PDL`` for a kernel that takes it (fastcnn's all do,
+        see :func:`grid_dependency`); only such a kernel may be launched with ``pdl``."""
+        if "PDL" not in inspect.signature(self.fn).parameters:
+            if self.pdl:
+                raise TypeError(f"{self.fn.__name__} takes no PDL flag, so it cannot be a dependent launch")
+            return dict(self.constexprs)
+        return {**self.constexprs, "PDL": self.pdl}
 
     @property
     def fn(self) -> Callable:
@@ -87,5 +111,5 @@ class KernelCall:
     def variant(self) -> tuple:
         """What determines the compiled code (not the grid or the pointers' values)."""
         return (f"{self.fn.__module__}.{self.fn.__qualname__}", tuple(self.signature().items()),
-                tuple(sorted(self.constexprs.items())),
+                tuple(sorted(self.all_constexprs().items())),
                 self.num_warps, self.num_stages)

@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 
 from fastcnn.kernels.elementwise import check_float, check_same_device, check_writable, pow2, vector_width
-from fastcnn.kernels.launch import KernelCall, kernel
+from fastcnn.kernels.launch import KernelCall, grid_dependency, kernel
 
 
 @kernel
@@ -24,9 +24,10 @@ def _lrn_kernel(
     C_q, H, W, P, size, before, alpha_over_size, beta, bias,
     sxn, sxc, sxh, sxw, son, soc, soh, sow,
     X_C_CONTIG: tl.constexpr, O_C_CONTIG: tl.constexpr, VEC: tl.constexpr,
-    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, PDL: tl.constexpr,
 ):
     """``C == C_q * VEC``; ``P = N * H * W``; the window is ``c - before .. c - before + size - 1``."""
+    grid_dependency(PDL)
     C = C_q * VEC
     p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)

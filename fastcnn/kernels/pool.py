@@ -28,7 +28,7 @@ import triton
 import triton.language as tl
 
 from fastcnn.kernels.elementwise import check_float, check_same_device, check_writable, pow2, vector_width
-from fastcnn.kernels.launch import KernelCall, kernel
+from fastcnn.kernels.launch import KernelCall, grid_dependency, kernel
 
 MODES = ("max", "avg")
 GLOBAL_MODES = ("global_avg", "global_max")
@@ -59,9 +59,10 @@ def _pool_kernel(
     IS_MAX: tl.constexpr, COUNT_INCLUDE_PAD: tl.constexpr,
     HAS_PROLOGUE: tl.constexpr, PROLOGUE_RELU: tl.constexpr,
     X_C_CONTIG: tl.constexpr, O_C_CONTIG: tl.constexpr, VEC: tl.constexpr,
-    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, PDL: tl.constexpr,
 ):
     """``C == C_q * VEC``; ``P = N * OH * OW`` output positions."""
+    grid_dependency(PDL)
     C = C_q * VEC
     p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -131,10 +132,11 @@ def _global_pool_kernel(
     C_q, HW, W, inv_hw,
     sxn, sxc, sxh, sxw, son, soc,
     IS_MAX: tl.constexpr, HAS_PROLOGUE: tl.constexpr, PROLOGUE_RELU: tl.constexpr,
-    X_LAYOUT: tl.constexpr, VEC: tl.constexpr, BLOCK_HW: tl.constexpr, BLOCK_C: tl.constexpr,
+    X_LAYOUT: tl.constexpr, VEC: tl.constexpr, BLOCK_HW: tl.constexpr, BLOCK_C: tl.constexpr, PDL: tl.constexpr,
 ):
     """One image, ``BLOCK_C`` channels. ``X_LAYOUT``: 1 channel stride 1 (NHWC; ``C == C_q * VEC``),
     2 H x W one contiguous run per channel (NCHW; ``HW`` then counts runs of VEC), 0 any."""
+    grid_dependency(PDL)
     n = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     if X_LAYOUT == 1:

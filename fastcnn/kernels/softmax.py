@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 
 from fastcnn.kernels.elementwise import check_float, check_same_device, check_writable, pow2, vector_width
-from fastcnn.kernels.launch import KernelCall, kernel
+from fastcnn.kernels.launch import KernelCall, grid_dependency, kernel
 
 _LOG2E = tl.constexpr(1.4426950408889634)
 MAX_BLOCK_N = 4096
@@ -34,9 +34,10 @@ def _softmax_kernel(
     x_ptr, out_ptr,
     M, N_q, sxm, sxn, som, son,
     X_CONTIG: tl.constexpr, O_CONTIG: tl.constexpr, VEC: tl.constexpr, ONE_PASS: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PDL: tl.constexpr,
 ):
     """``N == N_q * VEC``."""
+    grid_dependency(PDL)
     N = N_q * VEC
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     mask_m = rows < M

@@ -69,7 +69,7 @@ import triton
 import triton.language as tl
 
 from fastcnn.kernels.elementwise import check_float, check_same_device, check_writable, elementwise_call, pow2
-from fastcnn.kernels.launch import KernelCall, kernel
+from fastcnn.kernels.launch import KernelCall, grid_dependency, kernel
 
 MAX_REDUCED = 1024  # the largest Cr the gate accepts (the kernel tiles Cr: the bound keeps the scratch small)
 BLOCK_N = 16  # image rows of a program's tile (tl.dot takes at least 16)
@@ -88,8 +88,9 @@ def _se_gate_kernel(
     sxn, sxc, sxh, sxw, ssn, ssc, sw1r, sw1c, sw2c, sw2r, son, soc,
     POOL: tl.constexpr, FLAT_HW: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_HW: tl.constexpr,
     BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_CO: tl.constexpr,
-    BLOCK_K: tl.constexpr,
+    BLOCK_K: tl.constexpr, PDL: tl.constexpr,
 ):
+    grid_dependency(PDL)
     n0 = tl.program_id(0) * images
     i = tl.arange(0, BLOCK_N)
     rows = (n0 + i).to(tl.int64)

@@ -238,3 +238,16 @@ def test_oracle_replaces_the_reference_lrn() -> None:
     ours = reference_outputs(graph, feeds)[0]
     stock = ReferenceEvaluator(graph_to_onnx(graph)).run(None, {"input": feeds[0]})[0]
     assert relative_l2(torch.from_numpy(stock), ours) > 1e-6
+
+
+def test_dependent_launches_are_for_hopper_gpus_only(monkeypatch) -> None:
+    """FASTCNN_PDL=1 asks for programmatic dependent launches; the interpreter (and any GPU
+    before compute capability 9.0) launches plainly, with every call's PDL flag off."""
+    monkeypatch.setenv("FASTCNN_PDL", "1")
+    g = Graph("relu")
+    x = g.add_input("x", ("N", 3, 4, 4), "float32")
+    g.outputs = list(g.add_node("relu", [x]).outputs)
+    executor = create_executor("triton", g, "cpu", None, max_batch=1)
+    assert not executor.dependent_launches
+    calls = executor.prepare(1).calls
+    assert calls and not any(call.pdl for call in calls)

@@ -12,6 +12,7 @@ compiling in CI) and compile without spills too (slow).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import pytest
@@ -71,6 +72,15 @@ def _check(models: list[str], batches: list[int], dtypes: list[torch.dtype], arc
 
 def test_the_zoo_families_variants_compile_for_sm_90_without_spills():
     _check(list(ONE_PER_FAMILY), [1, 64], [torch.float16], [90])
+
+
+def test_dependent_launches_compile_for_sm_90_and_wait_for_the_kernel_before():
+    """With FASTCNN_PDL=1 on Hopper every kernel of the plan is a programmatic dependent launch:
+    the same variants with PDL set compile without spills, each with its griddepcontrol.wait."""
+    calls = [dataclasses.replace(call, pdl=True) for call in kernel_variants([_fused("resnet18")], [1], torch.float16)]
+    reports = compile_calls(calls, 90)
+    assert reports and all(r.waits_for_grid for r in reports), [r.name for r in reports if not r.waits_for_grid]
+    assert not [(r.name, r.spills) for r in reports if r.spills or r.stack_frame]
 
 
 @pytest.mark.slow

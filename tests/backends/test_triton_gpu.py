@@ -89,6 +89,21 @@ def test_concurrent_infer_calls_stay_correct(squeezenet):
             torch.testing.assert_close(got, expected[i], rtol=0, atol=0)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9,
+                    reason="programmatic dependent launch needs compute capability 9.0 or later")
+@pytest.mark.parametrize("batch", [1, 8])
+def test_dependent_launches_give_the_same_answer_bit_for_bit(squeezenet, batch, monkeypatch):
+    """FASTCNN_PDL=1: the same kernels, each waiting for the one before; any kernel that read
+    or wrote too early would change the answer."""
+    engine, _ = squeezenet
+    monkeypatch.setenv("FASTCNN_PDL", "1")
+    dependent = fastcnn.Engine(engine.source_graph, backend="triton", device="cuda", dtype=torch.float16, max_batch=8)
+    assert dependent._executor.dependent_launches
+    for seed in range(3):
+        x = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(seed)).cuda().half()
+        torch.testing.assert_close(dependent.infer(x), engine.infer(x), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("name", fastcnn.list_models())
 def test_zoo_model_on_the_gpu(name):
     info = fastcnn.model_info(name)

@@ -29,7 +29,7 @@ from fastcnn.kernels.compile_check import (
     occupancy,
     short_constexprs,
 )
-from fastcnn.kernels.launch import KernelCall, kernel
+from fastcnn.kernels.launch import KernelCall, grid_dependency, kernel
 
 
 @kernel
@@ -75,6 +75,14 @@ def _hungry_kernel(x, y, n, BLOCK: tl.constexpr):
 def _broken_kernel(x, n, BLOCK: tl.constexpr):
     offs = tl.arange(0, BLOCK)  # BLOCK=48 is not a power of two: Triton refuses
     tl.store(x + offs, tl.load(x + offs, mask=offs < n), mask=offs < n)
+
+
+@kernel
+def _dependent_axpb_kernel(x, y, n, alpha, beta, BLOCK: tl.constexpr, PDL: tl.constexpr):
+    grid_dependency(PDL)
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    tl.store(y + offs, tl.load(x + offs, mask=mask) * alpha + beta, mask=mask)
 
 
 def _axpb(block=1024, warps=4):
@@ -260,8 +268,8 @@ def _report(registers=32, warps=4, shared=0, arch=90, **kw):
     fields = dict(name="k", signature=(("a", "*fp16"), ("b", "*fp16"), ("c", "*fp32"), ("n", "i32")),
                   constexprs=(("BLOCK_M", 64), ("HAS_BIAS", True), ("ACT", "relu"), ("EVEN", False)),
                   arch=arch, num_warps=warps, num_stages=2, registers=registers, spill_stores=0, spill_loads=0,
-                  stack_frame=0, static_shared=0, dynamic_shared=shared, math="mma", triton_version="3.x",
-                  ptxas_version="12.8")
+                  stack_frame=0, static_shared=0, dynamic_shared=shared, math="mma", waits_for_grid=False,
+                  triton_version="3.x", ptxas_version="12.8")
     return CompileReport(**(fields | kw))
 
 
@@ -350,3 +358,19 @@ def test_report_dict_is_json_ready():
                                  "limiter": "registers", "fraction": 0.25}
     assert data["tensor_cores"] is True and "ptxas_log" not in data
     assert data["signature"] == {"a": "*fp16", "b": "*fp16", "c": "*fp32", "n": "i32"}
+
+
+def test_a_dependent_launch_waits_for_the_grid_before_it_and_a_plain_one_does_not():
+    x = torch.empty(8)
+    plain = KernelCall(_dependent_axpb_kernel, (x, x, 8, 2.0, 1.0), {"BLOCK": 1024}, (1,), 4, 1)
+    dependent = dataclasses.replace(plain, pdl=True)
+    assert plain.variant() != dependent.variant()
+    reports = compile_calls([plain, dependent], 90)
+    assert [r.waits_for_grid for r in reports] == [False, True]
+    assert dict(reports[1].constexprs)["PDL"] is True and reports[1].spills == 0
+
+
+def test_a_kernel_without_the_pdl_flag_cannot_be_a_dependent_launch():
+    with pytest.raises(TypeError, match="takes no PDL flag"):
+        dataclasses.replace(_axpb(), pdl=True).all_constexprs()
+    assert "PDL" not in _axpb().all_constexprs()
