@@ -133,6 +133,7 @@ def time_latency(session: Session, name: str, batches: list[int], impls: list[st
                            "traceback": traceback.format_exc()[-3000:]})
     for batch in batches:
         if session.left() < 20:
+            session.write({"step": "latency", "model": name, "batch": batch, "skipped": "budget"})
             return
         x = batch_of(name, batch, dtype)
         times: dict[str, list[float]] = {impl: [] for impl in runners}
