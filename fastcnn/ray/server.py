@@ -20,6 +20,7 @@ HTTP API (all answers JSON but ``/metrics``):
 # (``request: Request``) at run time, and Serve's ingress wrapper hides the module they name.
 import asyncio
 import signal
+import threading
 import time
 from typing import Any
 
@@ -116,20 +117,24 @@ def run_server(model: Any, host: str = "127.0.0.1", port: int = 8000, **app_opti
     local Ray instance, which stops with the server.
     """
     ray.init(ignore_reinit_error=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # docker stop, systemd, kill: the same clean stop as Ctrl-C
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: Any) -> None:
+        stop.set()  # remembered even where Serve swallows the KeyboardInterrupt (a signal during serve.run)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)  # docker stop, systemd, kill: the same clean stop as Ctrl-C
     serve.start(http_options={"host": host, "port": port})
     try:
         serve.run(server_app(model, **app_options), route_prefix="/")
-        print(f"serving {model} at http://{host}:{port}: POST /predict, GET /healthz, GET /metrics; Ctrl-C stops",
-              flush=True)
-        while True:
-            time.sleep(3600)
+        if not stop.is_set():
+            print(f"serving {model} at http://{host}:{port}: POST /predict, GET /healthz, GET /metrics; "
+                  "Ctrl-C stops", flush=True)
+        while not stop.wait(3600):
+            pass
     except KeyboardInterrupt:  # Ctrl-C, also while the replicas are still starting
         pass
     finally:
         print("stopping: shutting the replicas down", flush=True)
         serve.shutdown()
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
