@@ -16,6 +16,7 @@ This module imports nothing else from fastcnn.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -53,6 +54,12 @@ def grid_dependency(PDL: tl.constexpr):
         gdc_launch_dependents()
 
 
+@functools.lru_cache(maxsize=None)
+def _takes_pdl(fn: Callable) -> bool:
+    """Whether kernel function ``fn`` has the ``PDL`` flag; asked at every launch, so cached."""
+    return "PDL" in inspect.signature(fn).parameters
+
+
 def triton_type(value: Any) -> str:
     """The Triton signature type of a runtime argument, as the JIT derives it when it does not
     specialize: from a tensor's dtype, an int's range, a float."""
@@ -88,7 +95,7 @@ class KernelCall:
     def all_constexprs(self) -> dict[str, Any]:
         """The launcher's constexprs, and ``PDL`` for a kernel that takes it (fastcnn's all do,
         see :func:`grid_dependency`); only such a kernel may be launched with ``pdl``."""
-        if "PDL" not in inspect.signature(self.fn).parameters:
+        if not _takes_pdl(self.fn):
             if self.pdl:
                 raise TypeError(f"{self.fn.__name__} takes no PDL flag, so it cannot be a dependent launch")
             return dict(self.constexprs)
